@@ -1,0 +1,148 @@
+//! Where tenants and detections live.
+//!
+//! Everything above this crate talks to a [`Store`]; the SQLite backend is the
+//! embedded default and a PostgreSQL backend implements the same trait for
+//! several replicas. Detections are kept as rendered JSON beside the columns
+//! their filters need, so serving a window writes stored bytes and re-encodes
+//! nothing.
+
+mod error;
+pub mod sqlite;
+mod stream;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use siemgate_model::{AlertsQuery, Prepared, Timestamp};
+use uuid::Uuid;
+
+pub use error::StoreError;
+pub use sqlite::SqliteStore;
+pub use stream::{Chunk, DetectionStream, Framing};
+
+/// An organization whose detections are kept apart from every other's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: Uuid,
+    pub name: String,
+    /// Domain names the tenant is also reachable by, such as `contoso.onmicrosoft.com`.
+    pub domains: Vec<String>,
+    pub state: TenantState,
+    pub created: Timestamp,
+}
+
+/// Whether a tenant's apps may use the API. Neither state removes data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TenantState {
+    Active,
+    /// Suspended by an operator; `enable` brings it back.
+    Disabled,
+    /// Soft-deleted: the API answers 403, the detections stay.
+    Deleted,
+}
+
+impl TenantState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantState::Active => "active",
+            TenantState::Disabled => "disabled",
+            TenantState::Deleted => "deleted",
+        }
+    }
+
+    fn parse(text: &str) -> Option<TenantState> {
+        [TenantState::Active, TenantState::Disabled, TenantState::Deleted]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+impl fmt::Display for TenantState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What `create_tenant` needs; the store stamps the creation time.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub id: Uuid,
+    pub name: String,
+    pub domains: Vec<String>,
+}
+
+/// The outcome of one ingested batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Detections written by this batch.
+    pub stored: u64,
+    /// Detections whose `FullId` the tenant already had (or that repeated
+    /// within the batch); nothing was written for them.
+    pub duplicates: u64,
+    /// The `LastProcessedTimeUtc` given to the stored detections.
+    pub processed: Option<Timestamp>,
+}
+
+/// The storage behind siemgate. Every method is safe to call concurrently.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Adds a tenant; fails if its id, name or a domain is taken.
+    async fn create_tenant(&self, tenant: NewTenant) -> Result<Tenant, StoreError>;
+
+    /// Every tenant, oldest first.
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;
+
+    /// A tenant by GUID, domain name or name, case-insensitively.
+    async fn find_tenant(&self, key: &str) -> Result<Option<Tenant>, StoreError>;
+
+    /// Moves a tenant to `state` and returns it as it now is.
+    async fn set_tenant_state(&self, id: Uuid, state: TenantState) -> Result<Tenant, StoreError>;
+
+    /// Stores a batch in one transaction: all of it or none of it, and
+    /// durable before this returns. Detections whose `FullId` the tenant
+    /// already has count as duplicates. Each stored detection gets a
+    /// `LastProcessedTimeUtc` no earlier than any given before it.
+    async fn ingest(&self, tenant: Uuid, batch: Vec<Prepared>) -> Result<IngestReport, StoreError>;
+
+    /// The tenant's detections in `query`'s window that pass its filters,
+    /// oldest first by `LastProcessedTimeUtc` then `FullId`; with a limit,
+    /// only the newest N, still oldest first. Memory stays bounded however
+    /// large the window.
+    async fn stream(
+        &self,
+        tenant: Uuid,
+        query: &AlertsQuery,
+        framing: Framing,
+    ) -> Result<DetectionStream, StoreError>;
+
+    /// Removes every tenant's detections processed before `cutoff`; returns how many.
+    async fn purge_before(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
+
+    /// How many detections the tenant has.
+    async fn detection_count(&self, tenant: Uuid) -> Result<u64, StoreError>;
+
+    /// Succeeds when the store answers queries.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Opens the store a `--database` value names: a SQLite file path (or
+/// `sqlite:PATH`), or `memory` for an ephemeral store that vanishes on exit.
+pub async fn open(database: &str) -> Result<Arc<dyn Store>, StoreError> {
+    let database = database.trim();
+    if database == "memory" || database == ":memory:" {
+        return Ok(Arc::new(SqliteStore::ephemeral().await?));
+    }
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        return Err(StoreError::Unsupported(
+            "PostgreSQL is not available in this build; use a SQLite file path".into(),
+        ));
+    }
+    let path = database.strip_prefix("sqlite:").unwrap_or(database);
+    if path.is_empty() {
+        return Err(StoreError::Unsupported(
+            "empty database; give a SQLite file path or `memory`".into(),
+        ));
+    }
+    Ok(Arc::new(SqliteStore::open(path).await?))
+}

@@ -1,0 +1,447 @@
+//! The embedded backend: one SQLite file in WAL mode.
+//!
+//! One connection writes, behind a mutex, so commits are serialised and
+//! `LastProcessedTimeUtc` can be handed out in commit order. Readers take
+//! their own connections from a small pool and, thanks to WAL, never wait
+//! for the writer. All SQLite calls run on tokio's blocking threads.
+
+mod schema;
+mod window;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use siemgate_model::{AlertsQuery, Prepared, Timestamp};
+use uuid::Uuid;
+
+use crate::stream::{ChunkWriter, DetectionStream, Framing};
+use crate::{IngestReport, NewTenant, Store, StoreError, Tenant, TenantState};
+
+/// Where the store reads the time it stamps on detections.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// Idle reader connections kept for reuse.
+const IDLE_READERS: usize = 8;
+
+/// Detections deleted per transaction when purging, so ingest is never held up for long.
+const PURGE_CHUNK: i64 = 5_000;
+
+/// A SQLite-backed [`Store`]. Cloning shares the same connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Writer>,
+    readers: Mutex<Vec<Connection>>,
+    clock: Clock,
+    /// Holds the folder of an ephemeral store; dropping it removes the files.
+    _ephemeral: Option<tempfile::TempDir>,
+}
+
+struct Writer {
+    conn: Connection,
+    /// The newest `LastProcessedTimeUtc` handed out, in ticks.
+    last_processed: i64,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.inner.path).finish_non_exhaustive()
+    }
+}
+
+fn system_clock() -> Timestamp {
+    let since_epoch =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp::from_unix_ticks((since_epoch.as_nanos() / 100) as i64)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave SQLite half-written (the
+    // transaction rolls back), so the data behind a poisoned lock is usable.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in the file at `path` and brings
+    /// its schema up to date.
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking(path, None, Arc::new(system_clock)))
+            .await?
+    }
+
+    /// A store that lives only as long as this value: a fresh database in a
+    /// private folder (in memory-backed `/dev/shm` where there is one),
+    /// removed when the store is dropped. It behaves exactly as a file store.
+    pub async fn ephemeral() -> Result<SqliteStore, StoreError> {
+        Self::ephemeral_with_clock(Arc::new(system_clock)).await
+    }
+
+    /// An ephemeral store that reads the time from `clock`, for tests of the
+    /// timestamp rules.
+    pub async fn ephemeral_with_clock(clock: Clock) -> Result<SqliteStore, StoreError> {
+        tokio::task::spawn_blocking(move || {
+            let shm = Path::new("/dev/shm");
+            let parent = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+            let dir = tempfile::Builder::new()
+                .prefix("siemgate-")
+                .tempdir_in(&parent)
+                .map_err(|source| StoreError::Open { path: parent, source })?;
+            let path = dir.path().join("siemgate.db");
+            Self::open_blocking(path, Some(dir), clock)
+        })
+        .await?
+    }
+
+    fn open_blocking(
+        path: PathBuf,
+        ephemeral: Option<tempfile::TempDir>,
+        clock: Clock,
+    ) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                return Err(StoreError::Open {
+                    path: path.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("folder {} does not exist", parent.display()),
+                    ),
+                });
+            }
+        }
+        let mut conn = connect(&path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        schema::migrate(&mut conn)?;
+        let last_processed =
+            conn.query_row("SELECT value FROM store_meta WHERE key = 'last_processed'", [], |r| {
+                r.get(0)
+            })?;
+        tracing::debug!(path = %path.display(), "opened sqlite store");
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(Writer { conn, last_processed }),
+                readers: Mutex::new(Vec::new()),
+                clock,
+                _ephemeral: ephemeral,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `work` on a blocking thread with the store's shared state.
+    async fn blocking<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner)).await?
+    }
+}
+
+/// Opens one connection with the settings every connection shares.
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // FULL: an acknowledged batch survives power loss, not only a crash.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(conn)
+}
+
+impl Inner {
+    /// Runs `work` on a reader connection from the pool, opening one if none is idle.
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let conn = match lock(&self.readers).pop() {
+            Some(conn) => conn,
+            None => connect(&self.path)?,
+        };
+        let result = work(&conn);
+        let mut idle = lock(&self.readers);
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+
+    fn tenant_key(conn: &Connection, id: Uuid) -> Result<i64, StoreError> {
+        conn.query_row("SELECT tenant_key FROM tenants WHERE id = ?1", [id.to_string()], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::UnknownTenant(id.to_string()))
+    }
+}
+
+fn load_tenant(
+    conn: &Connection,
+    where_clause: &str,
+    arg: &str,
+) -> Result<Option<Tenant>, StoreError> {
+    let sql = format!(
+        "SELECT tenant_key, id, name, state, created_ticks FROM tenants WHERE {where_clause}"
+    );
+    let row = conn
+        .query_row(&sql, [arg], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .optional()?;
+    let Some((key, id, name, state, created)) = row else {
+        return Ok(None);
+    };
+    let mut stmt = conn
+        .prepare_cached("SELECT domain FROM tenant_domains WHERE tenant_key = ?1 ORDER BY rowid")?;
+    let domains = stmt.query_map([key], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    Ok(Some(Tenant {
+        id: Uuid::parse_str(&id)
+            .map_err(|e| StoreError::Worker(format!("bad tenant id {id}: {e}")))?,
+        name,
+        domains,
+        state: TenantState::parse(&state)
+            .ok_or_else(|| StoreError::Worker(format!("bad tenant state {state}")))?,
+        created: Timestamp::from_unix_ticks(created),
+    }))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_tenant(&self, tenant: NewTenant) -> Result<Tenant, StoreError> {
+        self.blocking(move |inner| {
+            let now = (inner.clock)();
+            let mut writer = lock(&inner.writer);
+            let tx = writer.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let id = tenant.id.to_string();
+            if load_tenant(&tx, "id = ?1", &id)?.is_some() {
+                return Err(StoreError::TenantExists(format!("id {id}")));
+            }
+            if load_tenant(&tx, "name = ?1 COLLATE NOCASE", &tenant.name)?.is_some() {
+                return Err(StoreError::TenantExists(format!("name {:?}", tenant.name)));
+            }
+            tx.execute(
+                "INSERT INTO tenants (id, name, state, created_ticks) VALUES (?1, ?2, 'active', ?3)",
+                params![id, tenant.name, now.unix_ticks()],
+            )?;
+            let key = tx.last_insert_rowid();
+            for domain in &tenant.domains {
+                let taken: Option<i64> = tx
+                    .query_row("SELECT tenant_key FROM tenant_domains WHERE domain = ?1", [domain], |r| r.get(0))
+                    .optional()?;
+                if taken.is_some() {
+                    return Err(StoreError::TenantExists(format!("domain {domain}")));
+                }
+                tx.execute("INSERT INTO tenant_domains (domain, tenant_key) VALUES (?1, ?2)", params![domain, key])?;
+            }
+            let created = load_tenant(&tx, "tenant_key = ?1", &key.to_string())?;
+            tx.commit()?;
+            created.ok_or_else(|| StoreError::Worker("tenant vanished after insert".into()))
+        })
+        .await
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.blocking(|inner| {
+            inner.read(|conn| {
+                let mut stmt = conn.prepare("SELECT id FROM tenants ORDER BY tenant_key")?;
+                let ids = stmt
+                    .query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut tenants = Vec::with_capacity(ids.len());
+                for id in ids {
+                    tenants.extend(load_tenant(conn, "id = ?1", &id)?);
+                }
+                Ok(tenants)
+            })
+        })
+        .await
+    }
+
+    async fn find_tenant(&self, key: &str) -> Result<Option<Tenant>, StoreError> {
+        let key = key.trim().to_owned();
+        self.blocking(move |inner| {
+            inner.read(|conn| {
+                if let Ok(id) = Uuid::parse_str(&key) {
+                    return load_tenant(conn, "id = ?1", &id.to_string());
+                }
+                let by_domain =
+                    "tenant_key = (SELECT tenant_key FROM tenant_domains WHERE domain = ?1)";
+                match load_tenant(conn, by_domain, &key)? {
+                    Some(tenant) => Ok(Some(tenant)),
+                    None => load_tenant(conn, "name = ?1 COLLATE NOCASE", &key),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn set_tenant_state(&self, id: Uuid, state: TenantState) -> Result<Tenant, StoreError> {
+        self.blocking(move |inner| {
+            let writer = lock(&inner.writer);
+            let changed = writer.conn.execute(
+                "UPDATE tenants SET state = ?1 WHERE id = ?2",
+                params![state.as_str(), id.to_string()],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::UnknownTenant(id.to_string()));
+            }
+            load_tenant(&writer.conn, "id = ?1", &id.to_string())?
+                .ok_or_else(|| StoreError::UnknownTenant(id.to_string()))
+        })
+        .await
+    }
+
+    async fn ingest(&self, tenant: Uuid, batch: Vec<Prepared>) -> Result<IngestReport, StoreError> {
+        self.blocking(move |inner| {
+            let now = (inner.clock)().unix_ticks();
+            let mut writer = lock(&inner.writer);
+            let Writer { conn, last_processed } = &mut *writer;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let key = Inner::tenant_key(&tx, tenant)?;
+
+            // Strictly after the previous batch: a reader that has seen time T
+            // never later finds a new detection stamped T or before.
+            let stamp = now.max(*last_processed + 1);
+            let live_time = Timestamp::from_unix_ticks(stamp);
+            let mut newest = stamp;
+            let mut report = IngestReport::default();
+            let mut body = Vec::with_capacity(4096);
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO detections
+                        (tenant_key, full_id, processed, machine_group, device_tags, cloud_tags, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (tenant_key, full_id) DO NOTHING",
+                )?;
+                for detection in &batch {
+                    let processed = detection.kept_processed_time.unwrap_or(live_time);
+                    newest = newest.max(processed.unix_ticks());
+                    body.clear();
+                    detection.render_into(processed, &mut body);
+                    let inserted = insert.execute(params![
+                        key,
+                        detection.full_id,
+                        processed.unix_ticks(),
+                        detection.machine_group_key,
+                        detection.device_tags_key,
+                        detection.cloud_tags_key,
+                        body,
+                    ])?;
+                    if inserted == 1 {
+                        report.stored += 1;
+                    } else {
+                        report.duplicates += 1;
+                    }
+                }
+            }
+            if report.stored > 0 {
+                tx.execute("UPDATE store_meta SET value = ?1 WHERE key = 'last_processed'", [newest])?;
+                report.processed = Some(live_time);
+            }
+            tx.commit()?;
+            if report.stored > 0 {
+                *last_processed = newest;
+            }
+            Ok(report)
+        })
+        .await
+    }
+
+    async fn stream(
+        &self,
+        tenant: Uuid,
+        query: &AlertsQuery,
+        framing: Framing,
+    ) -> Result<DetectionStream, StoreError> {
+        let query = query.clone();
+        let inner = Arc::clone(&self.inner);
+        // The tenant is checked before the stream starts, so that an unknown
+        // tenant is an error rather than an empty window.
+        let key =
+            self.blocking(move |inner| inner.read(|conn| Inner::tenant_key(conn, tenant))).await?;
+        let (writer, stream) = ChunkWriter::channel(framing);
+        tokio::task::spawn_blocking(move || {
+            let outcome = inner.read(|conn| Ok(window::stream_window(conn, key, &query, writer)));
+            if let Err(e) = outcome {
+                tracing::error!(error = %e, "could not start streaming a window");
+            }
+        });
+        Ok(stream)
+    }
+
+    async fn purge_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        let keys: Vec<i64> = self
+            .blocking(|inner| {
+                inner.read(|conn| {
+                    let mut stmt = conn.prepare("SELECT tenant_key FROM tenants")?;
+                    let keys = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
+                    Ok(keys)
+                })
+            })
+            .await?;
+        let mut purged = 0u64;
+        for key in keys {
+            loop {
+                let deleted = self
+                    .blocking(move |inner| {
+                        let writer = lock(&inner.writer);
+                        let deleted = writer.conn.execute(
+                            "DELETE FROM detections WHERE rowid IN (
+                                SELECT rowid FROM detections
+                                WHERE tenant_key = ?1 AND processed < ?2 LIMIT ?3)",
+                            params![key, cutoff.unix_ticks(), PURGE_CHUNK],
+                        )?;
+                        Ok(deleted as u64)
+                    })
+                    .await?;
+                purged += deleted;
+                if deleted < PURGE_CHUNK as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(purged)
+    }
+
+    async fn detection_count(&self, tenant: Uuid) -> Result<u64, StoreError> {
+        self.blocking(move |inner| {
+            inner.read(|conn| {
+                let key = Inner::tenant_key(conn, tenant)?;
+                let n: i64 = conn.query_row(
+                    "SELECT count(*) FROM detections WHERE tenant_key = ?1",
+                    [key],
+                    |r| r.get(0),
+                )?;
+                Ok(n as u64)
+            })
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.blocking(|inner| inner.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)))
+            .await
+    }
+}

@@ -1,0 +1,89 @@
+//! The SQLite schema, as an ordered list of migrations.
+//!
+//! Version N is the N-th entry. Each runs in its own transaction together with
+//! the row that records it, so a crash mid-migration leaves the previous
+//! version intact. Entries are never edited once released; changes are new
+//! entries.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::StoreError;
+
+const MIGRATIONS: &[(&str, &str)] = &[(
+    "tenants and detections",
+    "
+    CREATE TABLE tenants (
+        tenant_key    INTEGER PRIMARY KEY,
+        id            TEXT NOT NULL UNIQUE,
+        name          TEXT NOT NULL,
+        state         TEXT NOT NULL CHECK (state IN ('active', 'disabled', 'deleted')),
+        created_ticks INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX tenants_by_name ON tenants (name COLLATE NOCASE);
+
+    CREATE TABLE tenant_domains (
+        domain     TEXT NOT NULL PRIMARY KEY COLLATE NOCASE,
+        tenant_key INTEGER NOT NULL REFERENCES tenants (tenant_key)
+    );
+
+    -- processed: LastProcessedTimeUtc in 100 ns ticks since the Unix epoch.
+    -- machine_group is lower-cased; the tag columns read ';tag1;tag2;'.
+    -- body is the rendered JSON object, written once and served as stored.
+    CREATE TABLE detections (
+        tenant_key    INTEGER NOT NULL REFERENCES tenants (tenant_key),
+        full_id       TEXT NOT NULL,
+        processed     INTEGER NOT NULL,
+        machine_group TEXT NOT NULL,
+        device_tags   TEXT NOT NULL,
+        cloud_tags    TEXT NOT NULL,
+        body          BLOB NOT NULL,
+        UNIQUE (tenant_key, full_id)
+    );
+    CREATE INDEX detections_by_window ON detections (tenant_key, processed, full_id);
+
+    -- last_processed: the newest LastProcessedTimeUtc handed out, so that the
+    -- next one is later even after a restart or a wall clock stepping back.
+    CREATE TABLE store_meta (
+        key   TEXT NOT NULL PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+    INSERT INTO store_meta (key, value) VALUES ('last_processed', 0);
+    ",
+)];
+
+/// The schema version this build writes.
+pub(crate) fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Brings the database up to the current version; refuses one that is newer.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version     INTEGER PRIMARY KEY,
+            description TEXT NOT NULL,
+            applied_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        )",
+    )?;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let found: i64 = tx
+            .query_row("SELECT max(version) FROM schema_migrations", [], |r| r.get(0))
+            .optional()?
+            .flatten()
+            .unwrap_or(0);
+        if found > current_version() {
+            return Err(StoreError::SchemaTooNew { found, known: current_version() });
+        }
+        let Some((description, sql)) = MIGRATIONS.get(found as usize) else {
+            return Ok(());
+        };
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, description) VALUES (?1, ?2)",
+            (found + 1, description),
+        )?;
+        tx.commit()?;
+        tracing::info!(version = found + 1, description, "applied store migration");
+    }
+}

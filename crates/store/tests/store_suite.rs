@@ -1,0 +1,265 @@
+//! Behaviour every `Store` backend must show, written once against the trait.
+//!
+//! Each test takes a freshly opened store whose clock the test moves by hand,
+//! so the `LastProcessedTimeUtc` of every batch is known exactly.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use futures_util::StreamExt;
+use siemgate_model::prepare::{PrepareOptions, prepare};
+use siemgate_model::{AlertsQuery, Detection, Prepared, Timestamp};
+use siemgate_store::{Framing, NewTenant, SqliteStore, Store, StoreError, TenantState};
+use uuid::Uuid;
+
+/// A store and the hand on its clock.
+struct Fixture {
+    store: Arc<dyn Store>,
+    clock: Arc<AtomicI64>,
+    tenant: Uuid,
+}
+
+impl Fixture {
+    async fn sqlite() -> Fixture {
+        let clock = Arc::new(AtomicI64::new(t("2024-05-01T10:00:00Z").unix_ticks()));
+        let hand = Arc::clone(&clock);
+        let store = SqliteStore::ephemeral_with_clock(Arc::new(move || {
+            Timestamp::from_unix_ticks(hand.load(Ordering::SeqCst))
+        }))
+        .await
+        .unwrap();
+        let store: Arc<dyn Store> = Arc::new(store);
+        let tenant = add_tenant(&*store, "contoso").await;
+        Fixture { store, clock, tenant }
+    }
+
+    fn set_clock(&self, at: &str) {
+        self.clock.store(t(at).unix_ticks(), Ordering::SeqCst);
+    }
+
+    async fn ingest_at(&self, at: &str, batch: Vec<Prepared>) -> (u64, u64) {
+        self.set_clock(at);
+        let report = self.store.ingest(self.tenant, batch).await.unwrap();
+        (report.stored, report.duplicates)
+    }
+
+    async fn window(&self, pairs: &[(&str, &str)]) -> Vec<serde_json::Value> {
+        fetch(&*self.store, self.tenant, pairs).await
+    }
+}
+
+fn t(s: &str) -> Timestamp {
+    Timestamp::parse(s).unwrap()
+}
+
+async fn add_tenant(store: &dyn Store, name: &str) -> Uuid {
+    let new = NewTenant {
+        id: Uuid::new_v4(),
+        name: name.into(),
+        domains: vec![format!("{name}.onmicrosoft.com")],
+    };
+    store.create_tenant(new).await.unwrap().id
+}
+
+async fn fetch(store: &dyn Store, tenant: Uuid, pairs: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    let query = AlertsQuery::from_pairs(pairs.iter().copied(), t("2024-05-02T00:00:00Z")).unwrap();
+    let mut stream = store.stream(tenant, &query, Framing::JsonArray).await.unwrap();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        body.extend_from_slice(&chunk.unwrap().bytes);
+    }
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// A detection titled `title`, with optional group and tags.
+fn detection(title: &str, group: &str, device_tags: &str, cloud_tags: &str) -> Prepared {
+    let d = Detection {
+        alert_time: Some(t("2024-05-01T09:00:00Z")),
+        alert_title: title.into(),
+        severity: "Medium".into(),
+        computer_dns_name: "pc1.contoso.com".into(),
+        machine_group: group.into(),
+        device_created_machine_tags: device_tags.into(),
+        cloud_created_machine_tags: cloud_tags.into(),
+        ..Detection::default()
+    };
+    let options =
+        PrepareOptions { portal_url: "https://gate.test".into(), keep_processed_time: false };
+    prepare(d, &options).unwrap()
+}
+
+fn titles(rows: &[serde_json::Value]) -> Vec<&str> {
+    rows.iter().map(|r| r["AlertTitle"].as_str().unwrap()).collect()
+}
+
+fn plain(title: &str) -> Prepared {
+    detection(title, "", "", "")
+}
+
+#[tokio::test]
+async fn window_is_since_inclusive_until_exclusive_with_ties_kept_together() {
+    let f = Fixture::sqlite().await;
+    f.ingest_at("2024-05-01T10:00:00Z", vec![plain("a1")]).await;
+    f.ingest_at("2024-05-01T11:00:00Z", vec![plain("b1"), plain("b2"), plain("b3")]).await;
+    f.ingest_at("2024-05-01T12:00:00Z", vec![plain("c1")]).await;
+
+    let rows = f
+        .window(&[
+            ("sinceTimeUtc", "2024-05-01T11:00:00Z"),
+            ("untilTimeUtc", "2024-05-01T12:00:00Z"),
+        ])
+        .await;
+    let mut got = titles(&rows);
+    got.sort();
+    assert_eq!(got, ["b1", "b2", "b3"], "the tie at `since` is in, `until` is out");
+    for row in &rows {
+        assert_eq!(row["LastProcessedTimeUtc"], "2024-05-01T11:00:00Z");
+    }
+    let full_ids: Vec<&str> = rows.iter().map(|r| r["FullId"].as_str().unwrap()).collect();
+    assert!(full_ids.is_sorted(), "ties are ordered by FullId");
+
+    let rows = f
+        .window(&[
+            ("sinceTimeUtc", "2024-05-01T11:00:00.0000001Z"),
+            ("untilTimeUtc", "2024-05-01T12:00:00.0000001Z"),
+        ])
+        .await;
+    assert_eq!(titles(&rows), ["c1"]);
+}
+
+#[tokio::test]
+async fn limit_keeps_the_newest_and_delivers_them_oldest_first() {
+    let f = Fixture::sqlite().await;
+    for (i, at) in ["10:00", "10:01", "10:02", "10:03", "10:04"].iter().enumerate() {
+        f.ingest_at(&format!("2024-05-01T{at}:00Z"), vec![plain(&format!("d{i}"))]).await;
+    }
+    let rows = f.window(&[("sinceTimeUtc", "2024-05-01"), ("limit", "2")]).await;
+    assert_eq!(titles(&rows), ["d3", "d4"]);
+    let rows = f.window(&[("sinceTimeUtc", "2024-05-01"), ("limit", "50")]).await;
+    assert_eq!(titles(&rows), ["d0", "d1", "d2", "d3", "d4"]);
+}
+
+#[tokio::test]
+async fn limit_cuts_a_tie_by_full_id() {
+    let f = Fixture::sqlite().await;
+    f.ingest_at("2024-05-01T10:00:00Z", (0..6).map(|i| plain(&format!("t{i}"))).collect()).await;
+    let all = f.window(&[("sinceTimeUtc", "2024-05-01")]).await;
+    let rows = f.window(&[("sinceTimeUtc", "2024-05-01"), ("limit", "4")]).await;
+    assert_eq!(rows, all[2..], "the newest four are the last four in FullId order");
+}
+
+#[tokio::test]
+async fn filters_on_groups_and_tags() {
+    let f = Fixture::sqlite().await;
+    let batch = vec![
+        detection("uk", "UK Machines", "VIP, Finance", "Prod"),
+        detection("fr", "France Machines", "Finance", "Test"),
+        detection("de", "Germany", "", "Prod;Test"),
+    ];
+    f.ingest_at("2024-05-01T10:00:00Z", batch).await;
+    let sorted = |rows: Vec<serde_json::Value>| {
+        let mut got: Vec<String> = titles(&rows).into_iter().map(String::from).collect();
+        got.sort();
+        got
+    };
+    let since = ("sinceTimeUtc", "2024-05-01");
+    let q = f
+        .window(&[since, ("machinegroups", "uk machines"), ("MachineGroups", "FRANCE MACHINES")])
+        .await;
+    assert_eq!(sorted(q), ["fr", "uk"]);
+    assert_eq!(sorted(f.window(&[since, ("DeviceCreatedMachineTags", "vip")]).await), ["uk"]);
+    assert_eq!(
+        sorted(f.window(&[since, ("DeviceCreatedMachineTags", "Fin")]).await),
+        Vec::<String>::new()
+    );
+    assert_eq!(sorted(f.window(&[since, ("CloudCreatedMachineTags", "test")]).await), ["de", "fr"]);
+    let q =
+        f.window(&[since, ("CloudCreatedMachineTags", "Prod"), ("machinegroups", "Germany")]).await;
+    assert_eq!(sorted(q), ["de"]);
+}
+
+#[tokio::test]
+async fn resending_a_batch_stores_nothing_twice() {
+    let f = Fixture::sqlite().await;
+    let batch = vec![plain("x"), plain("y"), plain("x")];
+    assert_eq!(f.ingest_at("2024-05-01T10:00:00Z", batch.clone()).await, (2, 1));
+    assert_eq!(f.ingest_at("2024-05-01T10:05:00Z", batch).await, (0, 3));
+    assert_eq!(f.store.detection_count(f.tenant).await.unwrap(), 2);
+    let rows = f.window(&[("sinceTimeUtc", "2024-05-01")]).await;
+    assert!(rows.iter().all(|r| r["LastProcessedTimeUtc"] == "2024-05-01T10:00:00Z"));
+}
+
+#[tokio::test]
+async fn tenants_never_see_each_others_detections() {
+    let f = Fixture::sqlite().await;
+    let other = add_tenant(&*f.store, "fabrikam").await;
+    f.ingest_at("2024-05-01T10:00:00Z", vec![plain("mine")]).await;
+    f.store.ingest(other, vec![plain("theirs"), plain("mine")]).await.unwrap();
+    assert_eq!(titles(&f.window(&[("sinceTimeUtc", "2024-05-01")]).await), ["mine"]);
+    let theirs = fetch(&*f.store, other, &[("sinceTimeUtc", "2024-05-01")]).await;
+    assert_eq!(theirs.len(), 2, "the same FullId in another tenant is not a duplicate");
+}
+
+#[tokio::test]
+async fn processed_time_never_goes_back_when_the_clock_does() {
+    let f = Fixture::sqlite().await;
+    f.ingest_at("2024-05-01T12:00:00Z", vec![plain("first")]).await;
+    f.ingest_at("2024-05-01T11:00:00Z", vec![plain("second")]).await;
+    f.ingest_at("2024-05-01T11:00:00Z", vec![plain("third")]).await;
+    let rows = f.window(&[("sinceTimeUtc", "2024-05-01")]).await;
+    assert_eq!(titles(&rows), ["first", "second", "third"]);
+    let stamps: Vec<Timestamp> =
+        rows.iter().map(|r| t(r["LastProcessedTimeUtc"].as_str().unwrap())).collect();
+    assert!(stamps[0] < stamps[1] && stamps[1] < stamps[2], "{stamps:?}");
+}
+
+#[tokio::test]
+async fn purge_removes_only_what_is_older_than_the_cutoff() {
+    let f = Fixture::sqlite().await;
+    f.ingest_at("2024-05-01T10:00:00Z", vec![plain("old1"), plain("old2")]).await;
+    f.ingest_at("2024-05-01T12:00:00Z", vec![plain("new")]).await;
+    assert_eq!(f.store.purge_before(t("2024-05-01T12:00:00Z")).await.unwrap(), 2);
+    assert_eq!(titles(&f.window(&[("sinceTimeUtc", "2024-05-01")]).await), ["new"]);
+}
+
+#[tokio::test]
+async fn tenants_are_found_by_id_domain_or_name_and_change_state() {
+    let f = Fixture::sqlite().await;
+    let by_id = f.store.find_tenant(&f.tenant.to_string()).await.unwrap().unwrap();
+    let by_domain = f.store.find_tenant("CONTOSO.onmicrosoft.com").await.unwrap().unwrap();
+    let by_name = f.store.find_tenant("Contoso").await.unwrap().unwrap();
+    assert_eq!(by_id, by_domain);
+    assert_eq!(by_id, by_name);
+    assert!(f.store.find_tenant("nobody").await.unwrap().is_none());
+
+    let deleted = f.store.set_tenant_state(f.tenant, TenantState::Deleted).await.unwrap();
+    assert_eq!(deleted.state, TenantState::Deleted);
+    let dup = NewTenant { id: Uuid::new_v4(), name: "CONTOSO".into(), domains: vec![] };
+    assert!(matches!(f.store.create_tenant(dup).await, Err(StoreError::TenantExists(_))));
+}
+
+#[tokio::test]
+async fn ndjson_framing_and_an_abandoned_stream() {
+    let f = Fixture::sqlite().await;
+    f.ingest_at("2024-05-01T10:00:00Z", (0..3000).map(|i| plain(&format!("n{i}"))).collect()).await;
+    let query =
+        AlertsQuery::from_pairs([("sinceTimeUtc", "2024-05-01")], t("2024-05-02T00:00:00Z"))
+            .unwrap();
+
+    let mut stream = f.store.stream(f.tenant, &query, Framing::Ndjson).await.unwrap();
+    let (mut body, mut counted) = (Vec::new(), 0);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        counted += chunk.detections;
+        body.extend_from_slice(&chunk.bytes);
+    }
+    let lines: Vec<&[u8]> = body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    assert_eq!((lines.len(), counted), (3000, 3000));
+
+    // A reader that walks away mid-window must not wedge the store.
+    let mut stream = f.store.stream(f.tenant, &query, Framing::JsonArray).await.unwrap();
+    stream.next().await.unwrap().unwrap();
+    drop(stream);
+    let report = f.store.ingest(f.tenant, vec![plain("after")]).await.unwrap();
+    assert_eq!(report.stored, 1);
+}
