@@ -7,6 +7,7 @@ pub mod duration;
 pub mod ids;
 pub mod prepare;
 pub mod query;
+pub mod records;
 pub mod time;
 
 pub use detection::{Detection, KEYS};

@@ -1,0 +1,249 @@
+//! The command line: every subcommand, flag and environment variable.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// siemgate: the Defender for Endpoint SIEM API, self-hosted, and the
+/// connector that pulls detections from it into a SIEM.
+#[derive(Debug, Parser)]
+#[command(name = "siemgate", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// How log lines are written to standard error.
+    #[arg(long, global = true, value_enum, default_value = "human", env = "SIEMGATE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// Which log lines to write, as a tracing filter (`info`, `siemgate_store=debug`).
+    #[arg(long, global = true, default_value = "warn", env = "SIEMGATE_LOG")]
+    pub log: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Where the data lives; shared by every command that opens the store.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The store: a SQLite file path, or `memory` for one that vanishes on exit.
+    #[arg(long, short = 'd', env = "SIEMGATE_DATABASE", default_value = "siemgate.db")]
+    pub database: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a demo tenant full of simulated detections and show a few.
+    Demo(DemoArgs),
+    /// Store detections from JSON array or NDJSON files.
+    Ingest(IngestArgs),
+    /// Generate a realistic fleet's detections, into the store or to standard output.
+    Simulate(SimulateArgs),
+    /// Print a tenant's detections as the SIEM API would answer.
+    Alerts(AlertsArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Delete detections processed longer ago than a given age, for every tenant.
+    Purge(PurgeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub store: DemoStore,
+    /// How many detections to simulate.
+    #[arg(long, default_value_t = 5_000)]
+    pub count: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoStore {
+    /// The store; the default, `memory`, keeps nothing after the command ends.
+    #[arg(long, short = 'd', env = "SIEMGATE_DATABASE", default_value = "memory")]
+    pub database: String,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The tenant that owns the detections: its GUID, a domain or its name.
+    #[arg(long, short = 't', env = "SIEMGATE_TENANT")]
+    pub tenant: String,
+    /// Files of detections, each a JSON array or NDJSON; `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Detections per batch. A batch is stored whole or not at all.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub batch_size: u32,
+    #[command(flatten)]
+    pub portal: PortalArgs,
+    /// Keep each record's LastProcessedTimeUtc instead of stamping the time of
+    /// storage; for importing an archive. Followers already past those times
+    /// will not see the imported detections.
+    #[arg(long)]
+    pub keep_processed_time: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PortalArgs {
+    /// The server's public URL, which generated portal links point to.
+    #[arg(long, env = "SIEMGATE_PUBLIC_URL", default_value = "https://localhost:8443")]
+    pub public_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The tenant to store detections for; required unless `--stdout`.
+    #[arg(long, short = 't', env = "SIEMGATE_TENANT", required_unless_present = "stdout")]
+    pub tenant: Option<String>,
+    /// Write NDJSON to standard output instead of storing.
+    #[arg(long)]
+    pub stdout: bool,
+    /// Generate this many detections once, then stop.
+    #[arg(long, conflicts_with = "rate", required_unless_present = "rate")]
+    pub count: Option<usize>,
+    /// Keep generating this many detections per second until stopped.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// With `--rate`, stop after this long (ISO 8601 duration such as PT10M).
+    #[arg(long, requires = "rate", value_parser = parse_span)]
+    pub duration: Option<siemgate_model::Span>,
+    /// The seed; the same seed gives the same fleet and detections.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// How many devices the fleet has.
+    #[arg(long, default_value_t = 50)]
+    pub devices: usize,
+    /// The fleet's DNS domain.
+    #[arg(long, default_value = "contoso.com")]
+    pub domain: String,
+    /// With `--count`, alert times are spread over this span before `--end`.
+    #[arg(long, default_value = "PT1H", value_parser = parse_span)]
+    pub spread: siemgate_model::Span,
+    /// With `--count`, the end of the spread (default: now); fixing it with the
+    /// seed makes the output identical run after run.
+    #[arg(long, value_parser = parse_time)]
+    pub end: Option<siemgate_model::Timestamp>,
+    /// Detections per stored batch.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch_size: usize,
+    #[command(flatten)]
+    pub portal: PortalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The tenant: its GUID, a domain or its name.
+    #[arg(long, short = 't', env = "SIEMGATE_TENANT")]
+    pub tenant: String,
+    /// Window start, inclusive (`sinceTimeUtc`).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Window end, exclusive (`untilTimeUtc`); default now.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Window `[now - AGO, now)` as an ISO 8601 duration (`PT10M`, `P1D`).
+    #[arg(long)]
+    pub ago: Option<String>,
+    /// Only the newest N detections of the window, still oldest first.
+    #[arg(long)]
+    pub limit: Option<String>,
+    /// Only these machine groups (repeatable; any matches, case-insensitive).
+    #[arg(long = "machine-group", value_name = "GROUP")]
+    pub machine_groups: Vec<String>,
+    /// Only devices carrying this device-created tag.
+    #[arg(long)]
+    pub device_tag: Option<String>,
+    /// Only devices carrying any of these cloud-created tags (repeatable).
+    #[arg(long = "cloud-tag", value_name = "TAG")]
+    pub cloud_tags: Vec<String>,
+    /// `json` (an array, as the API answers) or `ndjson`.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: AlertsFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AlertsFormat {
+    Json,
+    Ndjson,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Add a tenant and print its id.
+    Add(TenantAddArgs),
+    /// List every tenant.
+    List(TenantListArgs),
+    /// Show one tenant and how many detections it has.
+    Show(TenantRefArgs),
+    /// Suspend a tenant: the API answers 403, the data stays.
+    Disable(TenantRefArgs),
+    /// Bring a disabled or deleted tenant back.
+    Enable(TenantRefArgs),
+    /// Mark a tenant deleted: the API answers 403, the data stays.
+    Delete(TenantRefArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TenantAddArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// A name for the tenant, unique in this store.
+    pub name: String,
+    /// A domain the tenant answers to (repeatable); default `<name>.onmicrosoft.com`.
+    #[arg(long = "domain", value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// Use this GUID instead of a new one (to mirror an existing Azure AD tenant).
+    #[arg(long)]
+    pub id: Option<uuid::Uuid>,
+    /// Print the tenant as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TenantListArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TenantRefArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The tenant: its GUID, a domain or its name.
+    pub tenant: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Delete detections processed longer ago than this ISO 8601 duration (`P30D`).
+    #[arg(long, value_parser = parse_span)]
+    pub older_than: siemgate_model::Span,
+}
+
+fn parse_span(text: &str) -> Result<siemgate_model::Span, String> {
+    siemgate_model::Span::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_time(text: &str) -> Result<siemgate_model::Timestamp, String> {
+    siemgate_model::Timestamp::parse(text).map_err(|e| e.to_string())
+}

@@ -1,0 +1,49 @@
+//! One module per subcommand, and the few helpers they share.
+
+mod alerts;
+mod demo;
+mod ingest;
+mod purge;
+mod simulate;
+mod tenant;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use siemgate_model::Timestamp;
+use siemgate_store::{Store, Tenant};
+
+use crate::cli::Command;
+
+/// Runs one subcommand to completion.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Demo(args) => demo::run(args).await,
+        Command::Ingest(args) => ingest::run(args).await,
+        Command::Simulate(args) => simulate::run(args).await,
+        Command::Alerts(args) => alerts::run(args).await,
+        Command::Tenant(command) => tenant::run(command).await,
+        Command::Purge(args) => purge::run(args).await,
+    }
+}
+
+/// Opens the store named by `--database`.
+async fn open_store(database: &str) -> anyhow::Result<Arc<dyn Store>> {
+    siemgate_store::open(database).await.with_context(|| format!("cannot open store {database}"))
+}
+
+/// Finds a tenant by GUID, domain or name, or says how to list them.
+async fn find_tenant(store: &dyn Store, key: &str) -> anyhow::Result<Tenant> {
+    store.find_tenant(key).await?.with_context(|| {
+        format!(
+            "no tenant {key:?} in this store; `siemgate tenant list` shows the tenants there are"
+        )
+    })
+}
+
+/// The wall clock, at the store's precision.
+fn now() -> Timestamp {
+    let since_epoch =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp::from_unix_ticks((since_epoch.as_nanos() / 100) as i64)
+}
