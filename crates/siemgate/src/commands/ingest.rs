@@ -29,11 +29,10 @@ struct Batch {
     records: Vec<Prepared>,
 }
 
-/// Why reading stopped, and where.
+/// Why reading stopped, and in which batch (none when the input could not be opened).
 struct Refusal {
     source: String,
-    batch: usize,
-    first_record: usize,
+    batch: Option<(usize, usize)>,
     error: anyhow::Error,
 }
 
@@ -67,7 +66,8 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
     while let Some(item) = rx.recv().await {
         let batch = match item {
             Ok(batch) => batch,
-            Err(refusal) => {
+            Err(Refusal { error, batch: None, .. }) => return Err(error),
+            Err(Refusal { source, error, batch: Some((number, first_record)) }) => {
                 let before = if batches == 0 {
                     String::new()
                 } else {
@@ -77,11 +77,8 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
                     )
                 };
                 anyhow::bail!(
-                    "{}: {:#}; batch {} (from record {}) was not stored{before}",
-                    refusal.source,
-                    refusal.error,
-                    refusal.batch,
-                    refusal.first_record,
+                    "{source}: {error:#}; batch {number} (from record {first_record}) \
+                     was not stored{before}"
                 );
             }
         };
@@ -125,9 +122,8 @@ fn read_file(
 ) -> Result<(), Refusal> {
     let source =
         if path == Path::new("-") { "stdin".to_owned() } else { path.display().to_string() };
-    let refuse =
-        |batch, first_record, error| Refusal { source: source.clone(), batch, first_record, error };
-    let input = open(path).map_err(|e| refuse(1, 1, e))?;
+    let input =
+        open(path).map_err(|error| Refusal { source: source.clone(), batch: None, error })?;
 
     let mut batch =
         Batch { source: source.clone(), number: 1, first_record: 1, records: Vec::new() };
@@ -136,7 +132,11 @@ fn read_file(
             Ok((at, detection)) => prepare(detection, options).map_err(|e| anyhow!("{at}: {e}")),
             Err(e) => Err(e.into()),
         };
-        let record = record.map_err(|e| refuse(batch.number, batch.first_record, e))?;
+        let record = record.map_err(|error| Refusal {
+            source: source.clone(),
+            batch: Some((batch.number, batch.first_record)),
+            error,
+        })?;
         batch.records.push(record);
         if batch.records.len() == batch_size {
             let next = Batch {
