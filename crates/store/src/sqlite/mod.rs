@@ -8,6 +8,7 @@
 mod schema;
 mod window;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -39,6 +40,7 @@ struct Inner {
     path: PathBuf,
     writer: Mutex<Writer>,
     readers: Mutex<Vec<Connection>>,
+    tenant_keys: Mutex<HashMap<Uuid, i64>>,
     clock: Clock,
     /// Holds the folder of an ephemeral store; dropping it removes the files.
     _ephemeral: Option<tempfile::TempDir>,
@@ -129,6 +131,7 @@ impl SqliteStore {
                 path,
                 writer: Mutex::new(Writer { conn, last_processed }),
                 readers: Mutex::new(Vec::new()),
+                tenant_keys: Mutex::new(HashMap::new()),
                 clock,
                 _ephemeral: ephemeral,
             }),
@@ -182,12 +185,24 @@ impl Inner {
         result
     }
 
-    fn tenant_key(conn: &Connection, id: Uuid) -> Result<i64, StoreError> {
-        conn.query_row("SELECT tenant_key FROM tenants WHERE id = ?1", [id.to_string()], |r| {
-            r.get(0)
-        })
-        .optional()?
-        .ok_or_else(|| StoreError::UnknownTenant(id.to_string()))
+    /// The tenant's row key. Tenants are never removed, so a key once
+    /// found stays right and is kept in memory.
+    fn tenant_key(&self, conn: &Connection, id: Uuid) -> Result<i64, StoreError> {
+        if let Some(key) = self.cached_tenant_key(id) {
+            return Ok(key);
+        }
+        let key = conn
+            .query_row("SELECT tenant_key FROM tenants WHERE id = ?1", [id.to_string()], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .ok_or_else(|| StoreError::UnknownTenant(id.to_string()))?;
+        lock(&self.tenant_keys).insert(id, key);
+        Ok(key)
+    }
+
+    fn cached_tenant_key(&self, id: Uuid) -> Option<i64> {
+        lock(&self.tenant_keys).get(&id).copied()
     }
 }
 
@@ -319,7 +334,7 @@ impl Store for SqliteStore {
             let mut writer = lock(&inner.writer);
             let Writer { conn, last_processed } = &mut *writer;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let key = Inner::tenant_key(&tx, tenant)?;
+            let key = inner.tenant_key(&tx, tenant)?;
 
             // Strictly after the previous batch: a reader that has seen time T
             // never later finds a new detection stamped T or before.
@@ -379,8 +394,13 @@ impl Store for SqliteStore {
         let inner = Arc::clone(&self.inner);
         // The tenant is checked before the stream starts, so that an unknown
         // tenant is an error rather than an empty window.
-        let key =
-            self.blocking(move |inner| inner.read(|conn| Inner::tenant_key(conn, tenant))).await?;
+        let key = match self.inner.cached_tenant_key(tenant) {
+            Some(key) => key,
+            None => {
+                self.blocking(move |inner| inner.read(|conn| inner.tenant_key(conn, tenant)))
+                    .await?
+            }
+        };
         let (writer, stream) = ChunkWriter::channel(framing);
         tokio::task::spawn_blocking(move || {
             let outcome = inner.read(|conn| Ok(window::stream_window(conn, key, &query, writer)));
@@ -428,7 +448,7 @@ impl Store for SqliteStore {
     async fn detection_count(&self, tenant: Uuid) -> Result<u64, StoreError> {
         self.blocking(move |inner| {
             inner.read(|conn| {
-                let key = Inner::tenant_key(conn, tenant)?;
+                let key = inner.tenant_key(conn, tenant)?;
                 let n: i64 = conn.query_row(
                     "SELECT count(*) FROM detections WHERE tenant_key = ?1",
                     [key],

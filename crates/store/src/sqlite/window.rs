@@ -19,15 +19,26 @@ struct Filter {
 }
 
 impl Filter {
-    fn new(tenant_key: i64, query: &AlertsQuery) -> Filter {
-        let mut f = Filter {
-            sql: "tenant_key = ? AND processed >= ? AND processed < ?".to_owned(),
-            params: vec![
-                Value::Integer(tenant_key),
-                Value::Integer(query.window.since.unix_ticks()),
-                Value::Integer(query.window.until.unix_ticks()),
-            ],
-        };
+    /// The window and filters of `query`. With `from`, the scan starts at
+    /// that `(processed, full_id)` key instead of at the window's start.
+    fn new(tenant_key: i64, query: &AlertsQuery, from: Option<(i64, String)>) -> Filter {
+        let mut f =
+            Filter { sql: "tenant_key = ?".to_owned(), params: vec![Value::Integer(tenant_key)] };
+        match from {
+            // Written as a row value, the lower bound is one index seek; as
+            // `processed >= ? AND (processed > ? OR full_id >= ?)` SQLite would
+            // walk every row that ties on the boundary's time.
+            Some((processed, full_id)) => {
+                f.sql.push_str(" AND (processed, full_id) >= (?, ?)");
+                f.params.extend([Value::Integer(processed), Value::Text(full_id)]);
+            }
+            None => {
+                f.sql.push_str(" AND processed >= ?");
+                f.params.push(Value::Integer(query.window.since.unix_ticks()));
+            }
+        }
+        f.sql.push_str(" AND processed < ?");
+        f.params.push(Value::Integer(query.window.until.unix_ticks()));
         if !query.machine_groups.is_empty() {
             let marks = vec!["?"; query.machine_groups.len()].join(", ");
             f.sql.push_str(&format!(" AND machine_group IN ({marks})"));
@@ -81,9 +92,10 @@ fn write_rows(
 ) -> Result<(), StoreError> {
     // One read transaction: the boundary and the rows come from one snapshot.
     let tx = conn.unchecked_transaction()?;
-    let mut filter = Filter::new(tenant_key, query);
-
+    let mut filter = Filter::new(tenant_key, query, None);
     if let Some(limit) = query.limit {
+        // The newest N start at the N-th key counted back from the end; find
+        // it on the index alone, then scan forward from it.
         let sql = format!(
             "SELECT processed, full_id FROM detections WHERE {}
              ORDER BY processed DESC, full_id DESC LIMIT 1 OFFSET ?",
@@ -91,19 +103,16 @@ fn write_rows(
         );
         let mut params = filter.params.clone();
         params.push(Value::Integer(i64::from(limit) - 1));
-        let mut stmt = tx.prepare(&sql)?;
+        let mut stmt = tx.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
         if let Some(row) = rows.next()? {
-            let (processed, full_id): (i64, String) = (row.get(0)?, row.get(1)?);
-            filter.sql.push_str(" AND (processed, full_id) >= (?, ?)");
-            filter.params.push(Value::Integer(processed));
-            filter.params.push(Value::Text(full_id));
+            filter = Filter::new(tenant_key, query, Some((row.get(0)?, row.get(1)?)));
         }
     }
 
     let sql =
         format!("SELECT body FROM detections WHERE {} ORDER BY processed, full_id", filter.sql);
-    let mut stmt = tx.prepare(&sql)?;
+    let mut stmt = tx.prepare_cached(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(filter.params))?;
     while let Some(row) = rows.next()? {
         let body = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;

@@ -1,0 +1,36 @@
+//! `siemgate-bench`: measurements anyone can rerun with one command.
+//!
+//! Every figure is printed beside a baseline measured in the same run, on the
+//! same rows, interleaved with it where possible, so that a noisy shared
+//! machine moves both alike and the ratio stays meaningful.
+
+mod report;
+mod store;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "siemgate-bench", about = "Benchmarks of siemgate, each beside its baseline")]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// The store: ingest, newest-20 latency, window streaming and its memory.
+    Store(store::StoreBench),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let passed = match cli.bench {
+        Bench::Store(args) => runtime.block_on(store::run(args))?,
+    };
+    // A missed floor is a result, not a crash; the exit code lets scripts notice it.
+    if !passed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
