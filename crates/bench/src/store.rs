@@ -246,9 +246,11 @@ async fn stream_window(
     stamps: &[Timestamp],
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let first = stamps.len() / 3;
+    // Each batch has its own stamp, so a window of whole batches holds exactly `--window`.
+    let span = args.window / args.batch;
+    let first = (stamps.len() / 3).min(stamps.len() - span);
     let since = stamps[first];
-    let until = stamps[first + args.window / args.batch];
+    let until = stamps.get(first + span).copied().unwrap_or(stamps[stamps.len() - 1].add_ticks(1));
     let query = AlertsQuery::from_pairs(
         [("sinceTimeUtc", since.to_string()), ("untilTimeUtc", until.to_string())],
         until,

@@ -12,6 +12,11 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
+    /// The store: a SQLite file path, or `memory` for one that vanishes on exit
+    /// [default: siemgate.db; for `demo`, memory].
+    #[arg(long, short = 'd', global = true, env = "SIEMGATE_DATABASE", value_name = "DATABASE")]
+    pub database: Option<String>,
+
     /// How log lines are written to standard error.
     #[arg(long, global = true, value_enum, default_value = "human", env = "SIEMGATE_LOG_FORMAT")]
     pub log_format: LogFormat,
@@ -27,13 +32,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where the data lives; shared by every command that opens the store.
-#[derive(Debug, Args)]
-pub struct StoreArgs {
-    /// The store: a SQLite file path, or `memory` for one that vanishes on exit.
-    #[arg(long, short = 'd', env = "SIEMGATE_DATABASE", default_value = "siemgate.db")]
-    pub database: String,
-}
+/// The store used when `--database` is not given.
+pub const DEFAULT_DATABASE: &str = "siemgate.db";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -54,24 +54,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    #[command(flatten)]
-    pub store: DemoStore,
     /// How many detections to simulate.
     #[arg(long, default_value_t = 5_000)]
     pub count: usize,
 }
 
 #[derive(Debug, Args)]
-pub struct DemoStore {
-    /// The store; the default, `memory`, keeps nothing after the command ends.
-    #[arg(long, short = 'd', env = "SIEMGATE_DATABASE", default_value = "memory")]
-    pub database: String,
-}
-
-#[derive(Debug, Args)]
 pub struct IngestArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
     /// The tenant that owns the detections: its GUID, a domain or its name.
     #[arg(long, short = 't', env = "SIEMGATE_TENANT")]
     pub tenant: String,
@@ -99,8 +88,6 @@ pub struct PortalArgs {
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
     /// The tenant to store detections for; required unless `--stdout`.
     #[arg(long, short = 't', env = "SIEMGATE_TENANT", required_unless_present = "stdout")]
     pub tenant: Option<String>,
@@ -141,8 +128,6 @@ pub struct SimulateArgs {
 
 #[derive(Debug, Args)]
 pub struct AlertsArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
     /// The tenant: its GUID, a domain or its name.
     #[arg(long, short = 't', env = "SIEMGATE_TENANT")]
     pub tenant: String,
@@ -196,8 +181,6 @@ pub enum TenantCommand {
 
 #[derive(Debug, Args)]
 pub struct TenantAddArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
     /// A name for the tenant, unique in this store.
     pub name: String,
     /// A domain the tenant answers to (repeatable); default `<name>.onmicrosoft.com`.
@@ -213,8 +196,6 @@ pub struct TenantAddArgs {
 
 #[derive(Debug, Args)]
 pub struct TenantListArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -222,8 +203,6 @@ pub struct TenantListArgs {
 
 #[derive(Debug, Args)]
 pub struct TenantRefArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
     /// The tenant: its GUID, a domain or its name.
     pub tenant: String,
     /// Print JSON.
@@ -233,8 +212,6 @@ pub struct TenantRefArgs {
 
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
-    #[command(flatten)]
-    pub store: StoreArgs,
     /// Delete detections processed longer ago than this ISO 8601 duration (`P30D`).
     #[arg(long, value_parser = parse_span)]
     pub older_than: siemgate_model::Span,

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli.command)) {
+    match runtime.block_on(commands::run(cli.command, cli.database)) {
         Ok(()) => ExitCode::SUCCESS,
         // A reader such as `head` closing the pipe is not a failure of ours.
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,

@@ -49,7 +49,7 @@ impl Stream for DetectionStream {
 const CHANNEL_SLOTS: usize = 4;
 
 /// A chunk is handed over once it holds this many bytes.
-const CHUNK_BYTES: usize = 64 * 1024;
+const CHUNK_BYTES: usize = 128 * 1024;
 
 /// The worker's side: frames rows and sends chunks, blocking while the reader is behind.
 #[derive(Debug)]

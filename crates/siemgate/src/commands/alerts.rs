@@ -19,9 +19,9 @@ const FLAGS: [(&str, &str); 6] = [
     ("CloudCreatedMachineTags", "--cloud-tag"),
 ];
 
-pub async fn run(args: AlertsArgs) -> anyhow::Result<()> {
+pub async fn run(args: AlertsArgs, database: &str) -> anyhow::Result<()> {
     let query = query(&args)?;
-    let store = open_store(&args.store.database).await?;
+    let store = open_store(database).await?;
     let tenant = find_tenant(&*store, &args.tenant).await?;
     let framing = match args.format {
         AlertsFormat::Json => Framing::JsonArray,

@@ -13,9 +13,9 @@ use crate::output::say;
 
 const TENANT: &str = "demo";
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let database = args.store.database.clone();
-    let store = open_store(&database).await?;
+pub async fn run(args: DemoArgs, database: Option<&str>) -> anyhow::Result<()> {
+    let database = database.unwrap_or("memory");
+    let store = open_store(database).await?;
     let tenant = match store.find_tenant(TENANT).await? {
         Some(tenant) => tenant,
         None => {
@@ -66,15 +66,29 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 async fn print_newest(store: &dyn Store, tenant: uuid::Uuid) -> anyhow::Result<()> {
-    let query = AlertsQuery::from_pairs([("ago", "PT3H"), ("limit", "3")], now())?;
+    let query = AlertsQuery::from_pairs([("ago", "PT3H"), ("limit", "5")], now())?;
     let mut stream = store.stream(tenant, &query, Framing::Ndjson).await?;
     let mut body = Vec::new();
     while let Some(chunk) = stream.next().await {
         body.extend_from_slice(&chunk?.bytes);
     }
-    for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let value: serde_json::Value = serde_json::from_slice(line)?;
-        say!("{}", serde_json::to_string_pretty(&value)?)?;
+    let newest: Vec<serde_json::Value> = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(serde_json::from_slice)
+        .collect::<Result<_, _>>()?;
+    for d in &newest {
+        say!(
+            "  {:<29} {:<13} {:<24} {}",
+            d["LastProcessedTimeUtc"].as_str().unwrap_or_default(),
+            d["Severity"].as_str().unwrap_or_default(),
+            d["ComputerDnsName"].as_str().unwrap_or_default(),
+            d["AlertTitle"].as_str().unwrap_or_default(),
+        )?;
+    }
+    if let Some(last) = newest.last() {
+        say!("\nthe newest in full, as GET /api/alerts returns it:\n")?;
+        say!("{}", serde_json::to_string_pretty(last)?)?;
     }
     Ok(())
 }

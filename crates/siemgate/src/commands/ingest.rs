@@ -36,8 +36,8 @@ struct Refusal {
     error: anyhow::Error,
 }
 
-pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.store.database).await?;
+pub async fn run(args: IngestArgs, database: &str) -> anyhow::Result<()> {
+    let store = open_store(database).await?;
     let tenant = find_tenant(&*store, &args.tenant).await?;
     anyhow::ensure!(
         tenant.state != TenantState::Deleted,

@@ -13,17 +13,18 @@ use anyhow::Context;
 use siemgate_model::Timestamp;
 use siemgate_store::{Store, Tenant};
 
-use crate::cli::Command;
+use crate::cli::{Command, DEFAULT_DATABASE};
 
-/// Runs one subcommand to completion.
-pub async fn run(command: Command) -> anyhow::Result<()> {
+/// Runs one subcommand to completion against the store `database` names.
+pub async fn run(command: Command, database: Option<String>) -> anyhow::Result<()> {
+    let store = database.as_deref().unwrap_or(DEFAULT_DATABASE);
     match command {
-        Command::Demo(args) => demo::run(args).await,
-        Command::Ingest(args) => ingest::run(args).await,
-        Command::Simulate(args) => simulate::run(args).await,
-        Command::Alerts(args) => alerts::run(args).await,
-        Command::Tenant(command) => tenant::run(command).await,
-        Command::Purge(args) => purge::run(args).await,
+        Command::Demo(args) => demo::run(args, database.as_deref()).await,
+        Command::Ingest(args) => ingest::run(args, store).await,
+        Command::Simulate(args) => simulate::run(args, store).await,
+        Command::Alerts(args) => alerts::run(args, store).await,
+        Command::Tenant(command) => tenant::run(command, store).await,
+        Command::Purge(args) => purge::run(args, store).await,
     }
 }
 

@@ -23,13 +23,13 @@ enum Target {
     Store { store: Arc<dyn Store>, tenant: Tenant },
 }
 
-pub async fn run(args: SimulateArgs) -> anyhow::Result<()> {
+pub async fn run(args: SimulateArgs, database: &str) -> anyhow::Result<()> {
     anyhow::ensure!(args.devices > 0, "--devices must be at least 1");
     anyhow::ensure!(args.batch_size > 0, "--batch-size must be at least 1");
     let target = if args.stdout {
         Target::Stdout
     } else {
-        let store = open_store(&args.store.database).await?;
+        let store = open_store(database).await?;
         let key = args.tenant.as_deref().unwrap_or_default();
         let tenant = find_tenant(&*store, key).await?;
         Target::Store { store, tenant }

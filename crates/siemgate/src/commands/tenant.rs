@@ -7,17 +7,17 @@ use super::{find_tenant, open_store};
 use crate::cli::{TenantAddArgs, TenantCommand, TenantRefArgs};
 use crate::output::say;
 
-pub async fn run(command: TenantCommand) -> anyhow::Result<()> {
+pub async fn run(command: TenantCommand, database: &str) -> anyhow::Result<()> {
     match command {
-        TenantCommand::Add(args) => add(args).await,
+        TenantCommand::Add(args) => add(args, database).await,
         TenantCommand::List(args) => {
-            let store = open_store(&args.store.database).await?;
+            let store = open_store(database).await?;
             list(&*store, args.json).await
         }
-        TenantCommand::Show(args) => show(args).await,
-        TenantCommand::Disable(args) => set_state(args, TenantState::Disabled).await,
-        TenantCommand::Enable(args) => set_state(args, TenantState::Active).await,
-        TenantCommand::Delete(args) => set_state(args, TenantState::Deleted).await,
+        TenantCommand::Show(args) => show(args, database).await,
+        TenantCommand::Disable(args) => set_state(args, database, TenantState::Disabled).await,
+        TenantCommand::Enable(args) => set_state(args, database, TenantState::Active).await,
+        TenantCommand::Delete(args) => set_state(args, database, TenantState::Deleted).await,
     }
 }
 
@@ -54,7 +54,7 @@ fn check_domain(domain: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn add(args: TenantAddArgs) -> anyhow::Result<()> {
+async fn add(args: TenantAddArgs, database: &str) -> anyhow::Result<()> {
     check_name(&args.name)?;
     let domains = if args.domains.is_empty() {
         vec![default_domain(&args.name)]
@@ -64,7 +64,7 @@ async fn add(args: TenantAddArgs) -> anyhow::Result<()> {
     for domain in &domains {
         check_domain(domain)?;
     }
-    let store = open_store(&args.store.database).await?;
+    let store = open_store(database).await?;
     let new = NewTenant {
         id: args.id.unwrap_or_else(uuid::Uuid::new_v4),
         name: args.name.trim().to_owned(),
@@ -98,8 +98,8 @@ async fn list(store: &dyn Store, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn show(args: TenantRefArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.store.database).await?;
+async fn show(args: TenantRefArgs, database: &str) -> anyhow::Result<()> {
+    let store = open_store(database).await?;
     let tenant = find_tenant(&*store, &args.tenant).await?;
     let count = store.detection_count(tenant.id).await?;
     if args.json {
@@ -115,8 +115,8 @@ async fn show(args: TenantRefArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn set_state(args: TenantRefArgs, state: TenantState) -> anyhow::Result<()> {
-    let store = open_store(&args.store.database).await?;
+async fn set_state(args: TenantRefArgs, database: &str, state: TenantState) -> anyhow::Result<()> {
+    let store = open_store(database).await?;
     let tenant = find_tenant(&*store, &args.tenant).await?;
     let tenant = store.set_tenant_state(tenant.id, state).await?;
     if args.json {
