@@ -47,7 +47,7 @@ pub async fn run(args: DemoArgs, database: Option<&str>) -> anyhow::Result<()> {
         store.detection_count(tenant.id).await?
     )?;
     say!(
-        "stored {} just now from a simulated fleet of 50 devices; the newest three:",
+        "stored {} just now from a simulated fleet of 50 devices; the newest five:",
         report.stored
     )?;
     say!("")?;
