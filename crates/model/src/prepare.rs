@@ -358,7 +358,8 @@ mod tests {
 
     #[test]
     fn refuses_bad_records_with_the_reason() {
-        let cases: Vec<(fn(&mut Detection), &str)> = vec![
+        type Spoil = fn(&mut Detection);
+        let cases: Vec<(Spoil, &str)> = vec![
             (|d| d.alert_time = None, "AlertTime is required"),
             (|d| d.alert_title.clear(), "AlertTitle is required"),
             (|d| d.severity = "Critical".into(), "Severity must be one of"),

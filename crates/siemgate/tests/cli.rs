@@ -294,3 +294,37 @@ fn purge_removes_old_detections_only() {
     assert!(out.starts_with("purged 1 detections"), "{out}");
     assert_eq!(env.stored_full_ids().len(), 5);
 }
+
+#[test]
+fn ingest_reads_standard_input() {
+    use std::io::Write;
+    let env = Env::new();
+    env.add_tenant("contoso");
+    let mut child = env
+        .command(&["ingest", "-t", "contoso", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let body = serde_json::to_string(&[record("piped", ""), record("too", "")]).unwrap();
+    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("stdin: batch 1 (records 1-2): stored 2, duplicates 0"), "{stdout}");
+}
+
+#[test]
+fn simulate_at_a_rate_stops_after_its_duration() {
+    let env = Env::new();
+    env.add_tenant("contoso");
+    let started = std::time::Instant::now();
+    let out = env.ok(&["simulate", "-t", "contoso", "--rate", "100", "--duration", "PT2S"]);
+    let elapsed = started.elapsed();
+    assert!(elapsed >= std::time::Duration::from_secs(2), "stopped early: {elapsed:?}");
+    let stored = env.stored_full_ids().len();
+    // About 200; the bounds only catch a rate that is off by a wide margin.
+    assert!((100..=400).contains(&stored), "{stored} detections in 2 s at 100/s; {out}");
+    let rows = env.alerts("contoso", &["--ago", "PT1M"]);
+    assert_eq!(rows.len(), stored);
+}

@@ -1,6 +1,9 @@
 //! Durability under SIGKILL: an ingest killed at random moments, again and
 //! again, never loses a batch it acknowledged and never leaves half a batch.
 
+// The seed and the kill count go to the test's output, to repeat a failing run.
+#![allow(clippy::print_stderr)]
+
 mod common;
 
 use std::collections::{HashMap, HashSet};

@@ -107,16 +107,14 @@ impl SqliteStore {
         ephemeral: Option<tempfile::TempDir>,
         clock: Clock,
     ) -> Result<SqliteStore, StoreError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if !parent.is_dir() {
-                return Err(StoreError::Open {
-                    path: path.clone(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        format!("folder {} does not exist", parent.display()),
-                    ),
-                });
-            }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            let missing = format!("folder {} does not exist", parent.display());
+            return Err(StoreError::Open {
+                path: path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, missing),
+            });
         }
         let mut conn = connect(&path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -168,21 +166,36 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
 }
 
 impl Inner {
-    /// Runs `work` on a reader connection from the pool, opening one if none is idle.
+    /// Runs `work` on a reader connection from the pool.
     fn read<T>(
         &self,
         work: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = match lock(&self.readers).pop() {
-            Some(conn) => conn,
-            None => connect(&self.path)?,
-        };
+        let conn = self.checkout_reader()?;
         let result = work(&conn);
+        self.checkin_reader(conn);
+        result
+    }
+
+    /// An idle reader connection, or a new one if none is idle.
+    fn checkout_reader(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = lock(&self.readers).pop() {
+            return Ok(conn);
+        }
+        let conn = connect(&self.path)?;
+        // Readers mostly scan windows once, front to back. A small page cache
+        // stays in the CPU's cache while a large one is swept through it:
+        // streaming ran about a sixth faster at 256 KiB than at SQLite's
+        // default 2 MiB (`siemgate-bench store`).
+        conn.pragma_update(None, "cache_size", -256)?;
+        Ok(conn)
+    }
+
+    fn checkin_reader(&self, conn: Connection) {
         let mut idle = lock(&self.readers);
         if idle.len() < IDLE_READERS {
             idle.push(conn);
         }
-        result
     }
 
     /// The tenant's row key. Tenants are never removed, so a key once
@@ -402,10 +415,14 @@ impl Store for SqliteStore {
             }
         };
         let (writer, stream) = ChunkWriter::channel(framing);
-        tokio::task::spawn_blocking(move || {
-            let outcome = inner.read(|conn| Ok(window::stream_window(conn, key, &query, writer)));
-            if let Err(e) = outcome {
-                tracing::error!(error = %e, "could not start streaming a window");
+        tokio::task::spawn_blocking(move || match inner.checkout_reader() {
+            Ok(conn) => {
+                window::stream_window(&conn, key, &query, writer);
+                inner.checkin_reader(conn);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "no connection to stream a window");
+                writer.fail(e);
             }
         });
         Ok(stream)
