@@ -255,17 +255,22 @@ pub struct FieldError {
 
 impl FieldError {
     fn new(key: &'static str, expected: &'static str, value: &Value) -> Self {
-        let mut found = value.to_string();
-        if found.len() > 60 {
-            let mut cut = 57;
-            while !found.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            found.truncate(cut);
-            found.push_str("...");
-        }
-        FieldError { key, expected, found }
+        FieldError { key, expected, found: elide(value.to_string(), 60) }
     }
+}
+
+/// `text` cut to at most `max` bytes with `...` marking the cut, so that an
+/// error quoting a 30 KB command line stays one readable line.
+pub(crate) fn elide(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max.saturating_sub(3);
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    text
 }
 
 impl Detection {

@@ -2,7 +2,7 @@
 //! with generated identifiers and portal links, rendered once, and keyed for
 //! the filters the SIEM API offers.
 
-use crate::detection::{Detection, write_json_str};
+use crate::detection::{Detection, elide, write_json_str};
 use crate::ids::{self, AlertId};
 use crate::time::Timestamp;
 
@@ -78,16 +78,7 @@ pub enum RecordError {
 }
 
 fn invalid(key: &'static str, problem: &'static str, value: &str) -> RecordError {
-    let mut value = value.to_owned();
-    if value.len() > 80 {
-        let mut cut = 77;
-        while !value.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        value.truncate(cut);
-        value.push_str("...");
-    }
-    RecordError::Invalid { key, problem, value }
+    RecordError::Invalid { key, problem, value: elide(value.to_owned(), 80) }
 }
 
 /// Checks and completes `d`, then renders it. The producer's

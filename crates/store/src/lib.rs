@@ -80,7 +80,8 @@ pub struct IngestReport {
     /// Detections whose `FullId` the tenant already had (or that repeated
     /// within the batch); nothing was written for them.
     pub duplicates: u64,
-    /// The `LastProcessedTimeUtc` given to the stored detections.
+    /// The `LastProcessedTimeUtc` the store gave this batch; `None` when it
+    /// stored nothing new (or only archive records with times of their own).
     pub processed: Option<Timestamp>,
 }
 

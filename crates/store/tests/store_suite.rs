@@ -263,3 +263,33 @@ async fn ndjson_framing_and_an_abandoned_stream() {
     let report = f.store.ingest(f.tenant, vec![plain("after")]).await.unwrap();
     assert_eq!(report.stored, 1);
 }
+
+#[tokio::test]
+async fn an_archive_import_keeps_its_times_and_leaves_the_clock_alone() {
+    let f = Fixture::sqlite().await;
+    let far_future = Detection {
+        alert_time: Some(t("2024-05-01T09:00:00Z")),
+        alert_title: "archived".into(),
+        severity: "Low".into(),
+        last_processed_time_utc: Some(t("9000-01-01T00:00:00Z")),
+        ..Detection::default()
+    };
+    let keep = PrepareOptions { portal_url: "https://gate.test".into(), keep_processed_time: true };
+    let archived = prepare(far_future, &keep).unwrap();
+    let report = f.store.ingest(f.tenant, vec![archived]).await.unwrap();
+    assert_eq!((report.stored, report.processed), (1, None));
+
+    f.ingest_at("2024-05-01T10:00:00Z", vec![plain("live")]).await;
+    let rows = fetch(
+        &*f.store,
+        f.tenant,
+        &[("sinceTimeUtc", "2024-01-01"), ("untilTimeUtc", "9999-01-01")],
+    )
+    .await;
+    assert_eq!(titles(&rows), ["live", "archived"]);
+    assert_eq!(
+        rows[0]["LastProcessedTimeUtc"], "2024-05-01T10:00:00Z",
+        "the live stamp was not dragged"
+    );
+    assert_eq!(rows[1]["LastProcessedTimeUtc"], "9000-01-01T00:00:00Z");
+}

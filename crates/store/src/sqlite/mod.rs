@@ -353,7 +353,7 @@ impl Store for SqliteStore {
             // never later finds a new detection stamped T or before.
             let stamp = now.max(*last_processed + 1);
             let live_time = Timestamp::from_unix_ticks(stamp);
-            let mut newest = stamp;
+            let mut stamped = false;
             let mut report = IngestReport::default();
             let mut body = Vec::with_capacity(4096);
             {
@@ -364,8 +364,10 @@ impl Store for SqliteStore {
                      ON CONFLICT (tenant_key, full_id) DO NOTHING",
                 )?;
                 for detection in &batch {
+                    // An archive import keeps its own times and leaves the
+                    // store's clock alone: a wild time in an archive must not
+                    // drag every later stamp along with it.
                     let processed = detection.kept_processed_time.unwrap_or(live_time);
-                    newest = newest.max(processed.unix_ticks());
                     body.clear();
                     detection.render_into(processed, &mut body);
                     let inserted = insert.execute(params![
@@ -379,18 +381,19 @@ impl Store for SqliteStore {
                     ])?;
                     if inserted == 1 {
                         report.stored += 1;
+                        stamped |= detection.kept_processed_time.is_none();
                     } else {
                         report.duplicates += 1;
                     }
                 }
             }
-            if report.stored > 0 {
-                tx.execute("UPDATE store_meta SET value = ?1 WHERE key = 'last_processed'", [newest])?;
+            if stamped {
+                tx.execute("UPDATE store_meta SET value = ?1 WHERE key = 'last_processed'", [stamp])?;
                 report.processed = Some(live_time);
             }
             tx.commit()?;
-            if report.stored > 0 {
-                *last_processed = newest;
+            if stamped {
+                *last_processed = stamp;
             }
             Ok(report)
         })
