@@ -59,7 +59,8 @@ pub async fn run(args: SimulateArgs, database: &str) -> anyhow::Result<()> {
     } else if let Some(rate) = args.rate {
         anyhow::ensure!(rate > 0.0 && rate.is_finite(), "--rate must be a positive number");
         let stop_at = args.duration.map(|d| now().add_ticks(d.ticks()));
-        run_at_rate(&target, &mut simulator, rate, stop_at, &options, &mut totals).await?;
+        run_at_rate(&target, &mut simulator, rate, args.batch_size, stop_at, &options, &mut totals)
+            .await?;
     }
 
     if let Target::Store { tenant, .. } = &target {
@@ -80,6 +81,7 @@ async fn run_at_rate(
     target: &Target,
     simulator: &mut Simulator,
     rate: f64,
+    batch_size: usize,
     stop_at: Option<Timestamp>,
     options: &PrepareOptions,
     totals: &mut Totals,
@@ -96,9 +98,11 @@ async fn run_at_rate(
         }
         let current = now();
         let due = (started.elapsed().as_secs_f64() * rate) as usize;
-        let n = due.saturating_sub(totals.generated);
-        if n > 0 {
-            let detections = simulator.batch(n, last, current.max(last.add_ticks(1)));
+        let mut n = due.saturating_sub(totals.generated);
+        while n > 0 {
+            let take = n.min(batch_size);
+            n -= take;
+            let detections = simulator.batch(take, last, current.max(last.add_ticks(1)));
             deliver(target, detections, options, totals).await?;
             tracing::info!(generated = totals.generated, stored = totals.stored, "simulated");
         }
