@@ -186,10 +186,7 @@ async fn newest_20(
     store_path: &PathBuf,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let now = Timestamp::from_unix_ticks(
-        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() / 100)
-            as i64,
-    );
+    let now = Timestamp::from_system_time(std::time::SystemTime::now());
     let query = AlertsQuery::from_pairs([("ago", "PT1H"), ("limit", "20")], now)?;
     let direct = Connection::open(store_path)?;
     let mut select = direct.prepare(

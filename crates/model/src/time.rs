@@ -41,6 +41,18 @@ impl Timestamp {
         Timestamp(ticks.clamp(Self::MIN.0, Self::MAX.0))
     }
 
+    /// The instant a `SystemTime` names (the caller reads the clock), to the
+    /// tick, rounded down; times before 1970 count back from the epoch.
+    pub fn from_system_time(time: std::time::SystemTime) -> Timestamp {
+        let ticks = match time.duration_since(std::time::UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_nanos() / 100).unwrap_or(i64::MAX),
+            Err(before) => {
+                -i64::try_from(before.duration().as_nanos().div_ceil(100)).unwrap_or(i64::MAX)
+            }
+        };
+        Timestamp::from_unix_ticks(ticks)
+    }
+
     /// Ticks of 100 ns since 1970-01-01T00:00:00Z.
     pub fn unix_ticks(self) -> i64 {
         self.0
@@ -352,6 +364,17 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(MIN_DAY), (1, 1, 1));
         assert_eq!(Timestamp::MAX.to_string(), "9999-12-31T23:59:59.9999999Z");
+    }
+
+    #[test]
+    fn system_times_convert_to_the_tick() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let t = Timestamp::from_system_time(
+            UNIX_EPOCH + Duration::from_nanos(1_601_475_104_077_976_599),
+        );
+        assert_eq!(t.to_string(), "2020-09-30T14:11:44.0779765Z");
+        let before = Timestamp::from_system_time(UNIX_EPOCH - Duration::from_nanos(150));
+        assert_eq!(before.unix_ticks(), -2);
     }
 
     #[test]

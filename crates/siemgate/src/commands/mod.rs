@@ -44,7 +44,5 @@ async fn find_tenant(store: &dyn Store, key: &str) -> anyhow::Result<Tenant> {
 
 /// The wall clock, at the store's precision.
 fn now() -> Timestamp {
-    let since_epoch =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Timestamp::from_unix_ticks((since_epoch.as_nanos() / 100) as i64)
+    Timestamp::from_system_time(std::time::SystemTime::now())
 }

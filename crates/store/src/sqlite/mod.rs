@@ -59,9 +59,7 @@ impl fmt::Debug for SqliteStore {
 }
 
 fn system_clock() -> Timestamp {
-    let since_epoch =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Timestamp::from_unix_ticks((since_epoch.as_nanos() / 100) as i64)
+    Timestamp::from_system_time(std::time::SystemTime::now())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
