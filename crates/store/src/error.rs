@@ -17,6 +17,21 @@ pub enum StoreError {
     #[error("a tenant with {0} already exists")]
     TenantExists(String),
 
+    #[error("no app with client id {0}; `siemgate app list` shows the apps there are")]
+    UnknownApp(String),
+
+    #[error("{0} already exists")]
+    AppExists(String),
+
+    #[error("the app has no secret {0}; `siemgate app show` lists its secrets")]
+    UnknownSecret(String),
+
+    #[error("the tenant has no user {0:?}; `siemgate user list` shows its users")]
+    UnknownUser(String),
+
+    #[error("the tenant already has a user {0:?}")]
+    UserExists(String),
+
     #[error(
         "the database has schema version {found} but this siemgate knows only up to \
          {known}; run a newer siemgate"

@@ -7,6 +7,7 @@
 //! nothing.
 
 mod error;
+mod principals;
 pub mod sqlite;
 mod stream;
 
@@ -18,6 +19,7 @@ use siemgate_model::{AlertsQuery, Prepared, Timestamp};
 use uuid::Uuid;
 
 pub use error::StoreError;
+pub use principals::{App, AppSecret, NewApp, Sealed, StoredKey, User};
 pub use sqlite::SqliteStore;
 pub use stream::{Chunk, DetectionStream, Framing};
 
@@ -125,6 +127,56 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Succeeds when the store answers queries.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Registers an app with its first secret. Fails for an unknown tenant,
+    /// a client id already used, or a name the tenant already has.
+    async fn create_app(&self, app: NewApp) -> Result<App, StoreError>;
+
+    /// Every app, or every app of one tenant, oldest first.
+    async fn apps(&self, tenant: Option<Uuid>) -> Result<Vec<App>, StoreError>;
+
+    async fn find_app(&self, client_id: Uuid) -> Result<Option<App>, StoreError>;
+
+    /// Removes an app with its secrets; nothing it was issued can be renewed.
+    async fn remove_app(&self, client_id: Uuid) -> Result<(), StoreError>;
+
+    /// Adds a secret; the app's other secrets keep working, so secrets rotate
+    /// without a gap.
+    async fn add_app_secret(&self, client_id: Uuid, secret: AppSecret) -> Result<App, StoreError>;
+
+    async fn remove_app_secret(&self, client_id: Uuid, secret: Uuid) -> Result<App, StoreError>;
+
+    /// Grants (`granted`) or revokes a role; doing either twice is harmless.
+    async fn set_app_role(
+        &self,
+        client_id: Uuid,
+        role: &str,
+        granted: bool,
+    ) -> Result<App, StoreError>;
+
+    /// Adds a user; fails if the tenant already has the username.
+    async fn create_user(&self, user: User) -> Result<User, StoreError>;
+
+    /// A tenant's users, oldest first.
+    async fn users(&self, tenant: Uuid) -> Result<Vec<User>, StoreError>;
+
+    /// A user by sign-in name, ignoring letter case.
+    async fn find_user(&self, tenant: Uuid, username: &str) -> Result<Option<User>, StoreError>;
+
+    async fn remove_user(&self, tenant: Uuid, username: &str) -> Result<(), StoreError>;
+
+    async fn set_user_password(
+        &self,
+        tenant: Uuid,
+        username: &str,
+        password_hash: Sealed,
+    ) -> Result<(), StoreError>;
+
+    /// Every signing key still kept, the signing one last.
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+
+    /// Makes `key` the signing key and retires the one before it, together.
+    async fn rotate_signing_key(&self, key: StoredKey) -> Result<(), StoreError>;
 }
 
 /// Opens the store a `--database` value names: a SQLite file path (or

@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use futures_util::StreamExt;
 use siemgate_model::prepare::{PrepareOptions, prepare};
 use siemgate_model::{AlertsQuery, Detection, Prepared, Timestamp};
-use siemgate_store::{Framing, NewTenant, SqliteStore, Store, StoreError, TenantState};
+use siemgate_store::{
+    AppSecret, Framing, NewApp, NewTenant, Sealed, SqliteStore, Store, StoreError, StoredKey,
+    TenantState, User,
+};
 use uuid::Uuid;
 
 /// A store and the hand on its clock.
@@ -292,4 +295,129 @@ async fn an_archive_import_keeps_its_times_and_leaves_the_clock_alone() {
         "the live stamp was not dragged"
     );
     assert_eq!(rows[1]["LastProcessedTimeUtc"], "9000-01-01T00:00:00Z");
+}
+
+fn secret(hint: &str, created: &str) -> AppSecret {
+    AppSecret {
+        id: Uuid::new_v4(),
+        hash: Sealed(vec![7; 32]),
+        hint: hint.into(),
+        created: t(created),
+        expires: t("2030-01-01T00:00:00Z"),
+    }
+}
+
+#[tokio::test]
+async fn apps_keep_roles_redirects_and_several_secrets() {
+    let f = Fixture::sqlite().await;
+    let client_id = Uuid::new_v4();
+    let new = NewApp {
+        client_id,
+        tenant: f.tenant,
+        name: "splunk".into(),
+        roles: vec!["siem-read".into()],
+        redirect_uris: vec!["https://localhost/cb".into()],
+        secret: secret("abc", "2024-05-01T10:00:00Z"),
+    };
+    let app = f.store.create_app(new.clone()).await.unwrap();
+    assert_eq!((app.tenant, app.name.as_str()), (f.tenant, "splunk"));
+    assert_eq!(app.roles, ["siem-read"]);
+    assert_eq!(app.redirect_uris, ["https://localhost/cb"]);
+    assert_eq!(app.secrets.len(), 1);
+
+    let again = NewApp { client_id: Uuid::new_v4(), name: "SPLUNK".into(), ..new };
+    assert!(matches!(f.store.create_app(again).await, Err(StoreError::AppExists(_))));
+
+    let second = secret("xyz", "2024-05-02T10:00:00Z");
+    let app = f.store.add_app_secret(client_id, second.clone()).await.unwrap();
+    assert_eq!(app.secrets.iter().map(|s| s.hint.as_str()).collect::<Vec<_>>(), ["abc", "xyz"]);
+    let first = app.secrets[0].id;
+    let app = f.store.remove_app_secret(client_id, first).await.unwrap();
+    assert_eq!(app.secrets, [second]);
+    assert!(matches!(
+        f.store.remove_app_secret(client_id, first).await,
+        Err(StoreError::UnknownSecret(_))
+    ));
+
+    let app = f.store.set_app_role(client_id, "ingest", true).await.unwrap();
+    assert_eq!(app.roles, ["ingest", "siem-read"]);
+    let app = f.store.set_app_role(client_id, "siem-read", false).await.unwrap();
+    assert_eq!(app.roles, ["ingest"]);
+    assert_eq!(f.store.apps(Some(f.tenant)).await.unwrap(), [app.clone()]);
+    assert_eq!(f.store.find_app(client_id).await.unwrap(), Some(app));
+
+    f.store.remove_app(client_id).await.unwrap();
+    assert_eq!(f.store.find_app(client_id).await.unwrap(), None);
+    assert!(matches!(f.store.remove_app(client_id).await, Err(StoreError::UnknownApp(_))));
+    assert!(f.store.apps(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn users_are_per_tenant_and_found_ignoring_case() {
+    let f = Fixture::sqlite().await;
+    let other = add_tenant(&*f.store, "fabrikam").await;
+    let user = |tenant, name: &str| User {
+        id: Uuid::new_v4(),
+        tenant,
+        username: name.into(),
+        display_name: "Alice".into(),
+        password_hash: Sealed(b"$argon2id$v=19$...".to_vec()),
+        created: t("2024-05-01T10:00:00Z"),
+    };
+    let alice = f.store.create_user(user(f.tenant, "alice@contoso.com")).await.unwrap();
+    f.store.create_user(user(other, "alice@contoso.com")).await.unwrap();
+    assert!(matches!(
+        f.store.create_user(user(f.tenant, "ALICE@contoso.com")).await,
+        Err(StoreError::UserExists(_))
+    ));
+    assert_eq!(
+        f.store.find_user(f.tenant, "Alice@Contoso.com").await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(f.store.users(f.tenant).await.unwrap(), [alice.clone()]);
+
+    f.store
+        .set_user_password(f.tenant, "alice@contoso.com", Sealed(b"new".to_vec()))
+        .await
+        .unwrap();
+    let changed = f.store.find_user(f.tenant, "alice@contoso.com").await.unwrap().unwrap();
+    assert_eq!(changed.password_hash, Sealed(b"new".to_vec()));
+
+    f.store.remove_user(f.tenant, "alice@contoso.com").await.unwrap();
+    assert!(f.store.users(f.tenant).await.unwrap().is_empty());
+    assert_eq!(f.store.users(other).await.unwrap().len(), 1, "the other tenant's alice stays");
+    assert!(matches!(
+        f.store.remove_user(f.tenant, "alice@contoso.com").await,
+        Err(StoreError::UnknownUser(_))
+    ));
+}
+
+#[tokio::test]
+async fn rotating_keys_retires_the_signing_one() {
+    let f = Fixture::sqlite().await;
+    assert!(f.store.signing_keys().await.unwrap().is_empty());
+    let key = |kid: &str, at: &str| StoredKey {
+        kid: kid.into(),
+        pkcs8: Sealed(vec![1, 2, 3]),
+        created: t(at),
+        retired: None,
+    };
+    f.store.rotate_signing_key(key("first", "2024-05-01T10:00:00Z")).await.unwrap();
+    f.store.rotate_signing_key(key("second", "2024-05-02T10:00:00Z")).await.unwrap();
+    let keys = f.store.signing_keys().await.unwrap();
+    assert_eq!(keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["first", "second"]);
+    assert_eq!(keys[0].retired, Some(t("2024-05-02T10:00:00Z")));
+    assert_eq!(keys[1].retired, None, "the newest signs");
+}
+
+#[test]
+fn sealed_bytes_never_show_in_debug_output() {
+    let key = StoredKey {
+        kid: "k".into(),
+        pkcs8: Sealed(b"PRIVATE".to_vec()),
+        created: t("2024-05-01T10:00:00Z"),
+        retired: None,
+    };
+    let shown = format!("{key:?}");
+    assert!(shown.contains("Sealed(..)") && !shown.contains("80, 82"), "{shown}");
 }

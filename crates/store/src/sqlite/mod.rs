@@ -5,6 +5,7 @@
 //! their own connections from a small pool and, thanks to WAL, never wait
 //! for the writer. All SQLite calls run on tokio's blocking threads.
 
+mod principals;
 mod schema;
 mod window;
 
@@ -19,7 +20,10 @@ use siemgate_model::{AlertsQuery, Prepared, Timestamp};
 use uuid::Uuid;
 
 use crate::stream::{ChunkWriter, DetectionStream, Framing};
-use crate::{IngestReport, NewTenant, Store, StoreError, Tenant, TenantState};
+use crate::{
+    App, AppSecret, IngestReport, NewApp, NewTenant, Sealed, Store, StoreError, StoredKey, Tenant,
+    TenantState, User,
+};
 
 /// Where the store reads the time it stamps on detections.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -132,6 +136,35 @@ impl SqliteStore {
                 _ephemeral: ephemeral,
             }),
         })
+    }
+
+    /// Runs `work` in one immediate write transaction and commits it.
+    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Inner, &Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.blocking(move |inner| {
+            let mut writer = lock(&inner.writer);
+            let tx = writer.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = work(inner, &tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Runs an app change, then returns the app as it now is.
+    async fn change_app<F>(&self, client_id: Uuid, change: F) -> Result<App, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    {
+        self.write(move |_, tx| {
+            change(tx)?;
+            principals::load_app(tx, client_id)?
+                .ok_or_else(|| StoreError::UnknownApp(client_id.to_string()))
+        })
+        .await
     }
 
     /// The database file.
@@ -481,5 +514,114 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.blocking(|inner| inner.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)))
             .await
+    }
+
+    async fn create_app(&self, app: NewApp) -> Result<App, StoreError> {
+        self.write(move |inner, tx| {
+            let tenant_key = inner.tenant_key(tx, app.tenant)?;
+            principals::create_app(tx, tenant_key, &app)?;
+            principals::load_app(tx, app.client_id)?
+                .ok_or_else(|| StoreError::UnknownApp(app.client_id.to_string()))
+        })
+        .await
+    }
+
+    async fn apps(&self, tenant: Option<Uuid>) -> Result<Vec<App>, StoreError> {
+        self.blocking(move |inner| {
+            inner.read(|conn| {
+                let tenant_key = tenant.map(|t| inner.tenant_key(conn, t)).transpose()?;
+                let mut apps = Vec::new();
+                for id in principals::app_ids(conn, tenant_key)? {
+                    apps.extend(principals::load_app(conn, id)?);
+                }
+                Ok(apps)
+            })
+        })
+        .await
+    }
+
+    async fn find_app(&self, client_id: Uuid) -> Result<Option<App>, StoreError> {
+        self.blocking(move |inner| inner.read(|conn| principals::load_app(conn, client_id))).await
+    }
+
+    async fn remove_app(&self, client_id: Uuid) -> Result<(), StoreError> {
+        self.write(move |_, tx| principals::remove_app(tx, client_id)).await
+    }
+
+    async fn add_app_secret(&self, client_id: Uuid, secret: AppSecret) -> Result<App, StoreError> {
+        self.change_app(client_id, move |tx| principals::add_secret(tx, client_id, &secret)).await
+    }
+
+    async fn remove_app_secret(&self, client_id: Uuid, secret: Uuid) -> Result<App, StoreError> {
+        self.change_app(client_id, move |tx| principals::remove_secret(tx, client_id, secret)).await
+    }
+
+    async fn set_app_role(
+        &self,
+        client_id: Uuid,
+        role: &str,
+        granted: bool,
+    ) -> Result<App, StoreError> {
+        let role = role.to_owned();
+        self.change_app(client_id, move |tx| {
+            principals::set_app_role(tx, client_id, &role, granted)
+        })
+        .await
+    }
+
+    async fn create_user(&self, user: User) -> Result<User, StoreError> {
+        self.write(move |inner, tx| {
+            let tenant_key = inner.tenant_key(tx, user.tenant)?;
+            principals::create_user(tx, tenant_key, &user)?;
+            Ok(user)
+        })
+        .await
+    }
+
+    async fn users(&self, tenant: Uuid) -> Result<Vec<User>, StoreError> {
+        self.blocking(move |inner| {
+            inner.read(|conn| principals::users(conn, inner.tenant_key(conn, tenant)?, None))
+        })
+        .await
+    }
+
+    async fn find_user(&self, tenant: Uuid, username: &str) -> Result<Option<User>, StoreError> {
+        let username = username.to_owned();
+        self.blocking(move |inner| {
+            inner.read(|conn| {
+                let tenant_key = inner.tenant_key(conn, tenant)?;
+                Ok(principals::users(conn, tenant_key, Some(&username))?.into_iter().next())
+            })
+        })
+        .await
+    }
+
+    async fn remove_user(&self, tenant: Uuid, username: &str) -> Result<(), StoreError> {
+        let username = username.to_owned();
+        self.write(move |inner, tx| {
+            principals::remove_user(tx, inner.tenant_key(tx, tenant)?, &username)
+        })
+        .await
+    }
+
+    async fn set_user_password(
+        &self,
+        tenant: Uuid,
+        username: &str,
+        password_hash: Sealed,
+    ) -> Result<(), StoreError> {
+        let username = username.to_owned();
+        self.write(move |inner, tx| {
+            principals::set_password(tx, inner.tenant_key(tx, tenant)?, &username, &password_hash)
+        })
+        .await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        self.blocking(|inner| inner.read(principals::signing_keys)).await
+    }
+
+    async fn rotate_signing_key(&self, key: StoredKey) -> Result<(), StoreError> {
+        self.write(move |_, tx| principals::rotate_key(tx, &key)).await
     }
 }

@@ -9,9 +9,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::StoreError;
 
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "tenants and detections",
-    "
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "tenants and detections",
+        "
     CREATE TABLE tenants (
         tenant_key    INTEGER PRIMARY KEY,
         id            TEXT NOT NULL UNIQUE,
@@ -49,7 +50,64 @@ const MIGRATIONS: &[(&str, &str)] = &[(
     );
     INSERT INTO store_meta (key, value) VALUES ('last_processed', 0);
     ",
-)];
+    ),
+    (
+        "apps, users and signing keys",
+        "
+    CREATE TABLE apps (
+        app_key       INTEGER PRIMARY KEY,
+        client_id     TEXT NOT NULL UNIQUE,
+        tenant_key    INTEGER NOT NULL REFERENCES tenants (tenant_key),
+        name          TEXT NOT NULL,
+        created_ticks INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX apps_by_name ON apps (tenant_key, name COLLATE NOCASE);
+
+    CREATE TABLE app_roles (
+        app_key INTEGER NOT NULL REFERENCES apps (app_key) ON DELETE CASCADE,
+        role    TEXT NOT NULL,
+        PRIMARY KEY (app_key, role)
+    );
+
+    CREATE TABLE app_redirect_uris (
+        app_key INTEGER NOT NULL REFERENCES apps (app_key) ON DELETE CASCADE,
+        uri     TEXT NOT NULL,
+        PRIMARY KEY (app_key, uri)
+    );
+
+    -- hash: SHA-256 of the secret; the secret itself is never stored.
+    CREATE TABLE app_secrets (
+        secret_id     TEXT NOT NULL PRIMARY KEY,
+        app_key       INTEGER NOT NULL REFERENCES apps (app_key) ON DELETE CASCADE,
+        hash          BLOB NOT NULL,
+        hint          TEXT NOT NULL,
+        created_ticks INTEGER NOT NULL,
+        expires_ticks INTEGER NOT NULL
+    );
+    CREATE INDEX app_secrets_by_app ON app_secrets (app_key);
+
+    -- password_hash: an argon2id PHC string.
+    CREATE TABLE users (
+        user_key      INTEGER PRIMARY KEY,
+        user_id       TEXT NOT NULL UNIQUE,
+        tenant_key    INTEGER NOT NULL REFERENCES tenants (tenant_key),
+        username      TEXT NOT NULL,
+        display_name  TEXT NOT NULL,
+        password_hash BLOB NOT NULL,
+        created_ticks INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX users_by_name ON users (tenant_key, username COLLATE NOCASE);
+
+    -- retired_ticks: when a newer key took over; NULL for the signing key.
+    CREATE TABLE signing_keys (
+        kid           TEXT NOT NULL PRIMARY KEY,
+        pkcs8         BLOB NOT NULL,
+        created_ticks INTEGER NOT NULL,
+        retired_ticks INTEGER
+    );
+    ",
+    ),
+];
 
 /// The schema version this build writes.
 pub(crate) fn current_version() -> i64 {
