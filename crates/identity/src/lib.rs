@@ -7,6 +7,7 @@
 
 pub mod keys;
 pub mod password;
+pub mod roles;
 pub mod secret;
 pub mod token;
 

@@ -50,6 +50,186 @@ pub enum Command {
     Tenant(TenantCommand),
     /// Delete detections processed longer ago than a given age, for every tenant.
     Purge(PurgeArgs),
+    /// Manage app registrations: client ids, secrets and roles.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Manage the users who sign in on the authorization page.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// List or rotate the keys that sign tokens.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Register an app and print its client id and first secret (shown once).
+    Add(AppAddArgs),
+    /// List apps, of every tenant or of one.
+    List(AppListArgs),
+    /// Show one app: tenant, roles, redirect URIs and secrets (never their text).
+    Show(AppRefArgs),
+    /// Remove an app and its secrets; it can no longer get or renew tokens.
+    Remove(AppRefArgs),
+    /// Add or remove secrets; several may be valid at once, so they rotate without downtime.
+    #[command(subcommand)]
+    Secret(AppSecretCommand),
+    /// Grant a role: `siem-read` (GET /api/alerts) or `ingest` (POST /api/detections).
+    Grant(AppRoleArgs),
+    /// Revoke a role.
+    Revoke(AppRoleArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AppAddArgs {
+    /// The tenant the app belongs to: its GUID, a domain or its name.
+    #[arg(long, short = 't', env = "SIEMGATE_TENANT")]
+    pub tenant: String,
+    /// A name for the app, unique in its tenant.
+    #[arg(long)]
+    pub name: String,
+    /// A role to grant (repeatable): `siem-read` or `ingest`. Default `siem-read`.
+    #[arg(long = "role", value_name = "ROLE")]
+    pub roles: Vec<String>,
+    /// A redirect URI for the sign-in flow (repeatable).
+    #[arg(long = "redirect-uri", value_name = "URL")]
+    pub redirect_uris: Vec<String>,
+    /// Days until the first secret expires.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub secret_days: u32,
+    /// Print JSON, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AppListArgs {
+    /// Only this tenant's apps.
+    #[arg(long, short = 't')]
+    pub tenant: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AppRefArgs {
+    /// The app's client id.
+    pub client_id: uuid::Uuid,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppSecretCommand {
+    /// Add a secret and print it (shown once).
+    Add(AppSecretAddArgs),
+    /// Remove a secret by its id (see `app show`).
+    Remove(AppSecretRemoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AppSecretAddArgs {
+    /// The app's client id.
+    pub client_id: uuid::Uuid,
+    /// Days until the secret expires.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AppSecretRemoveArgs {
+    /// The app's client id.
+    pub client_id: uuid::Uuid,
+    /// The secret's id.
+    pub secret_id: uuid::Uuid,
+}
+
+#[derive(Debug, Args)]
+pub struct AppRoleArgs {
+    /// The app's client id.
+    pub client_id: uuid::Uuid,
+    /// `siem-read` or `ingest`.
+    pub role: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user. The password comes from standard input or SIEMGATE_PASSWORD, never a flag.
+    Add(UserAddArgs),
+    /// List a tenant's users.
+    List(UserListArgs),
+    /// Remove a user; tokens issued to them can no longer be renewed.
+    Remove(UserRefArgs),
+    /// Set a user's password, read as for `add`.
+    Passwd(UserPasswdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// The user's tenant: its GUID, a domain or its name.
+    #[arg(long, short = 't', env = "SIEMGATE_TENANT")]
+    pub tenant: String,
+    /// The sign-in name, such as alice@contoso.onmicrosoft.com.
+    pub username: String,
+    /// The name shown for the user; default the sign-in name.
+    #[arg(long)]
+    pub display_name: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PasswordArgs {
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserListArgs {
+    /// The tenant: its GUID, a domain or its name.
+    #[arg(long, short = 't', env = "SIEMGATE_TENANT")]
+    pub tenant: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserRefArgs {
+    /// The tenant: its GUID, a domain or its name.
+    #[arg(long, short = 't', env = "SIEMGATE_TENANT")]
+    pub tenant: String,
+    /// The sign-in name.
+    pub username: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UserPasswdArgs {
+    #[command(flatten)]
+    pub user: UserRefArgs,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the signing keys: the one that signs and those still published.
+    List(KeysListArgs),
+    /// Make a new signing key; the previous one stays published for checks.
+    Rotate,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysListArgs {
+    /// Print the published keys as a JWKS document instead of a table.
+    #[arg(long)]
+    pub jwks: bool,
 }
 
 #[derive(Debug, Args)]

@@ -207,13 +207,24 @@ fn bad_files_and_flags_get_one_clear_line() {
 fn every_help_page_renders() {
     let env = Env::new();
     let top = env.ok(&["--help"]);
-    for command in ["demo", "ingest", "simulate", "alerts", "tenant", "purge"] {
+    for command in
+        ["demo", "ingest", "simulate", "alerts", "tenant", "purge", "app", "user", "keys"]
+    {
         assert!(top.contains(command), "{command} missing from --help");
         let help = env.ok(&[command, "--help"]);
         assert!(help.starts_with(char::is_uppercase), "{command} help: {help}");
     }
     for sub in ["add", "list", "show", "disable", "enable", "delete"] {
         env.ok(&["tenant", sub, "--help"]);
+    }
+    for sub in ["add", "list", "show", "remove", "secret", "grant", "revoke"] {
+        env.ok(&["app", sub, "--help"]);
+    }
+    for sub in ["add", "list", "remove", "passwd"] {
+        env.ok(&["user", sub, "--help"]);
+    }
+    for sub in ["list", "rotate"] {
+        env.ok(&["keys", sub, "--help"]);
     }
 }
 

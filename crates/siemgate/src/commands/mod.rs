@@ -1,11 +1,14 @@
 //! One module per subcommand, and the few helpers they share.
 
 mod alerts;
+mod app;
 mod demo;
 mod ingest;
+mod keys;
 mod purge;
 mod simulate;
 mod tenant;
+mod user;
 
 use std::sync::Arc;
 
@@ -25,6 +28,9 @@ pub async fn run(command: Command, database: Option<String>) -> anyhow::Result<(
         Command::Alerts(args) => alerts::run(args, store).await,
         Command::Tenant(command) => tenant::run(command, store).await,
         Command::Purge(args) => purge::run(args, store).await,
+        Command::App(command) => app::run(command, store).await,
+        Command::User(command) => user::run(command, store).await,
+        Command::Keys(command) => keys::run(command, store).await,
     }
 }
 
