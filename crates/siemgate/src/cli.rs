@@ -37,6 +37,8 @@ pub const DEFAULT_DATABASE: &str = "siemgate.db";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the server: the identity provider's token, discovery and key endpoints.
+    Serve(ServeArgs),
     /// Create a demo tenant full of simulated detections and show a few.
     Demo(DemoArgs),
     /// Store detections from JSON array or NDJSON files.
@@ -230,6 +232,17 @@ pub struct KeysListArgs {
     /// Print the published keys as a JWKS document instead of a table.
     #[arg(long)]
     pub jwks: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on for plain HTTP; port 0 picks a free port.
+    #[arg(long, env = "SIEMGATE_HTTP", default_value = "127.0.0.1:8080")]
+    pub http: std::net::SocketAddr,
+    /// The URL clients reach the server at (default: http:// and the listening address);
+    /// discovery documents and v2 token issuers are built from it.
+    #[arg(long, env = "SIEMGATE_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
