@@ -19,7 +19,9 @@ use siemgate_model::{AlertsQuery, Prepared, Timestamp};
 use uuid::Uuid;
 
 pub use error::StoreError;
-pub use principals::{App, AppSecret, NewApp, Sealed, StoredKey, User};
+pub use principals::{
+    App, AppSecret, AuthCode, CodeRedemption, NewApp, RefreshGrant, Sealed, StoredKey, User,
+};
 pub use sqlite::SqliteStore;
 pub use stream::{Chunk, DetectionStream, Framing};
 
@@ -163,14 +165,32 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// A user by sign-in name, ignoring letter case.
     async fn find_user(&self, tenant: Uuid, username: &str) -> Result<Option<User>, StoreError>;
 
+    /// A user by id, whichever tenant it belongs to.
+    async fn find_user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+
+    /// Removes a user; the refresh tokens issued for the user stop working.
     async fn remove_user(&self, tenant: Uuid, username: &str) -> Result<(), StoreError>;
 
+    /// Replaces a user's password hash; the user's refresh tokens stop working.
     async fn set_user_password(
         &self,
         tenant: Uuid,
         username: &str,
         password_hash: Sealed,
     ) -> Result<(), StoreError>;
+
+    /// Keeps an authorization code until it is redeemed or expires.
+    async fn save_auth_code(&self, code: AuthCode) -> Result<(), StoreError>;
+
+    /// Spends the code with this hash: the first call gets it, every later
+    /// call learns it was used (and revokes what it was exchanged for).
+    async fn redeem_auth_code(&self, hash: Vec<u8>) -> Result<CodeRedemption, StoreError>;
+
+    async fn save_refresh_token(&self, grant: RefreshGrant) -> Result<(), StoreError>;
+
+    /// Removes and returns the refresh token with this hash; a refresh token
+    /// is exchanged once, for a new one.
+    async fn take_refresh_token(&self, hash: Vec<u8>) -> Result<Option<RefreshGrant>, StoreError>;
 
     /// Every signing key still kept, the signing one last.
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError>;

@@ -77,3 +77,50 @@ pub struct StoredKey {
     /// A retired key stays published until the last token it signed expires.
     pub retired: Option<Timestamp>,
 }
+
+/// What an authorization code stands for until it is redeemed: one user's
+/// sign-in, for one app, one redirect URI and, with PKCE, one verifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthCode {
+    /// SHA-256 of the code; the code itself went to the browser only.
+    pub hash: Sealed,
+    pub client_id: Uuid,
+    /// The signed-in user's id.
+    pub user: Uuid,
+    pub redirect_uri: String,
+    /// The scopes asked for, space-separated, as the client sent them.
+    pub scope: String,
+    /// The audience the code's tokens are for.
+    pub resource: String,
+    /// Repeated in the id token, so the client can tie it to its request.
+    pub nonce: Option<String>,
+    /// The PKCE challenge and its method (`S256` or `plain`).
+    pub code_challenge: Option<String>,
+    pub challenge_method: Option<String>,
+    pub issued: Timestamp,
+    pub expires: Timestamp,
+}
+
+/// The outcome of presenting an authorization code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// First presentation: the code is now spent.
+    Fresh(AuthCode),
+    /// The code was redeemed before. The store has revoked the refresh
+    /// tokens the app holds for the user, as a replayed code may be stolen.
+    Reused,
+    /// No such code (or one expired long ago and forgotten).
+    Unknown,
+}
+
+/// A refresh token as stored: its hash and what it may be exchanged for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshGrant {
+    pub hash: Sealed,
+    pub client_id: Uuid,
+    pub user: Uuid,
+    pub scope: String,
+    pub resource: String,
+    pub issued: Timestamp,
+    pub expires: Timestamp,
+}

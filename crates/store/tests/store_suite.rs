@@ -10,8 +10,8 @@ use futures_util::StreamExt;
 use siemgate_model::prepare::{PrepareOptions, prepare};
 use siemgate_model::{AlertsQuery, Detection, Prepared, Timestamp};
 use siemgate_store::{
-    AppSecret, Framing, NewApp, NewTenant, Sealed, SqliteStore, Store, StoreError, StoredKey,
-    TenantState, User,
+    AppSecret, AuthCode, CodeRedemption, Framing, NewApp, NewTenant, RefreshGrant, Sealed,
+    SqliteStore, Store, StoreError, StoredKey, TenantState, User,
 };
 use uuid::Uuid;
 
@@ -389,6 +389,113 @@ async fn users_are_per_tenant_and_found_ignoring_case() {
     assert!(matches!(
         f.store.remove_user(f.tenant, "alice@contoso.com").await,
         Err(StoreError::UnknownUser(_))
+    ));
+}
+
+/// An app and a user of the fixture's tenant, for the sign-in grants.
+async fn app_and_user(f: &Fixture) -> (Uuid, User) {
+    let client_id = Uuid::new_v4();
+    let new = NewApp {
+        client_id,
+        tenant: f.tenant,
+        name: "portal".into(),
+        roles: vec![],
+        redirect_uris: vec!["https://localhost/cb".into()],
+        secret: secret("abc", "2024-05-01T10:00:00Z"),
+    };
+    f.store.create_app(new).await.unwrap();
+    let user = User {
+        id: Uuid::new_v4(),
+        tenant: f.tenant,
+        username: "alice@contoso.com".into(),
+        display_name: "Alice".into(),
+        password_hash: Sealed(b"$argon2id$v=19$...".to_vec()),
+        created: t("2024-05-01T10:00:00Z"),
+    };
+    let user = f.store.create_user(user).await.unwrap();
+    (client_id, user)
+}
+
+fn code(client_id: Uuid, user: Uuid, hash: u8) -> AuthCode {
+    AuthCode {
+        hash: Sealed(vec![hash; 32]),
+        client_id,
+        user,
+        redirect_uri: "https://localhost/cb".into(),
+        scope: "https://graph.windows.net/user_impersonation openid".into(),
+        resource: "https://graph.windows.net".into(),
+        nonce: Some("n-0S6".into()),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+        challenge_method: Some("S256".into()),
+        issued: t("2024-05-01T10:00:00Z"),
+        expires: t("2024-05-01T10:05:00Z"),
+    }
+}
+
+fn refresh(client_id: Uuid, user: Uuid, hash: u8) -> RefreshGrant {
+    RefreshGrant {
+        hash: Sealed(vec![hash; 32]),
+        client_id,
+        user,
+        scope: "https://graph.windows.net/user_impersonation".into(),
+        resource: "https://graph.windows.net".into(),
+        issued: t("2024-05-01T10:00:00Z"),
+        expires: t("2024-07-30T10:00:00Z"),
+    }
+}
+
+#[tokio::test]
+async fn an_authorization_code_is_spent_once_and_a_replay_revokes_its_tokens() {
+    let f = Fixture::sqlite().await;
+    let (client_id, alice) = app_and_user(&f).await;
+    let issued = code(client_id, alice.id, 1);
+    f.store.save_auth_code(issued.clone()).await.unwrap();
+    f.store.save_refresh_token(refresh(client_id, alice.id, 9)).await.unwrap();
+
+    assert_eq!(f.store.redeem_auth_code(vec![1; 32]).await.unwrap(), CodeRedemption::Fresh(issued));
+    assert_eq!(f.store.redeem_auth_code(vec![1; 32]).await.unwrap(), CodeRedemption::Reused);
+    assert_eq!(f.store.redeem_auth_code(vec![2; 32]).await.unwrap(), CodeRedemption::Unknown);
+    assert_eq!(
+        f.store.take_refresh_token(vec![9; 32]).await.unwrap(),
+        None,
+        "a replayed code revokes the refresh tokens the app holds for the user"
+    );
+    assert_eq!(f.store.find_user_by_id(alice.id).await.unwrap(), Some(alice));
+    assert_eq!(f.store.find_user_by_id(Uuid::new_v4()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_refresh_token_is_taken_once_and_dies_with_its_app_user_or_password() {
+    let f = Fixture::sqlite().await;
+    let (client_id, alice) = app_and_user(&f).await;
+    let grant = refresh(client_id, alice.id, 1);
+    f.store.save_refresh_token(grant.clone()).await.unwrap();
+    assert_eq!(f.store.take_refresh_token(vec![1; 32]).await.unwrap(), Some(grant));
+    assert_eq!(f.store.take_refresh_token(vec![1; 32]).await.unwrap(), None, "used up");
+
+    f.store.save_refresh_token(refresh(client_id, alice.id, 2)).await.unwrap();
+    f.store
+        .set_user_password(f.tenant, "alice@contoso.com", Sealed(b"new".to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(f.store.take_refresh_token(vec![2; 32]).await.unwrap(), None, "new password");
+
+    f.store.save_refresh_token(refresh(client_id, alice.id, 3)).await.unwrap();
+    f.store.save_auth_code(code(client_id, alice.id, 4)).await.unwrap();
+    f.store.remove_user(f.tenant, "alice@contoso.com").await.unwrap();
+    assert_eq!(f.store.take_refresh_token(vec![3; 32]).await.unwrap(), None, "user removed");
+    assert_eq!(f.store.redeem_auth_code(vec![4; 32]).await.unwrap(), CodeRedemption::Unknown);
+
+    let (client_id, bob) = {
+        let user = User { username: "bob@contoso.com".into(), id: Uuid::new_v4(), ..alice };
+        (client_id, f.store.create_user(user).await.unwrap())
+    };
+    f.store.save_refresh_token(refresh(client_id, bob.id, 5)).await.unwrap();
+    f.store.remove_app(client_id).await.unwrap();
+    assert_eq!(f.store.take_refresh_token(vec![5; 32]).await.unwrap(), None, "app removed");
+    assert!(matches!(
+        f.store.save_refresh_token(refresh(client_id, bob.id, 6)).await,
+        Err(StoreError::UnknownApp(_))
     ));
 }
 

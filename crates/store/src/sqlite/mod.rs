@@ -5,6 +5,7 @@
 //! their own connections from a small pool and, thanks to WAL, never wait
 //! for the writer. All SQLite calls run on tokio's blocking threads.
 
+mod grants;
 mod principals;
 mod schema;
 mod window;
@@ -21,8 +22,8 @@ use uuid::Uuid;
 
 use crate::stream::{ChunkWriter, DetectionStream, Framing};
 use crate::{
-    App, AppSecret, IngestReport, NewApp, NewTenant, Sealed, Store, StoreError, StoredKey, Tenant,
-    TenantState, User,
+    App, AppSecret, AuthCode, CodeRedemption, IngestReport, NewApp, NewTenant, RefreshGrant,
+    Sealed, Store, StoreError, StoredKey, Tenant, TenantState, User,
 };
 
 /// Where the store reads the time it stamps on detections.
@@ -596,6 +597,10 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn find_user_by_id(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.blocking(move |inner| inner.read(|conn| principals::user_by_id(conn, id))).await
+    }
+
     async fn remove_user(&self, tenant: Uuid, username: &str) -> Result<(), StoreError> {
         let username = username.to_owned();
         self.write(move |inner, tx| {
@@ -615,6 +620,22 @@ impl Store for SqliteStore {
             principals::set_password(tx, inner.tenant_key(tx, tenant)?, &username, &password_hash)
         })
         .await
+    }
+
+    async fn save_auth_code(&self, code: AuthCode) -> Result<(), StoreError> {
+        self.write(move |_, tx| grants::save_code(tx, &code)).await
+    }
+
+    async fn redeem_auth_code(&self, hash: Vec<u8>) -> Result<CodeRedemption, StoreError> {
+        self.write(move |_, tx| grants::redeem_code(tx, &hash)).await
+    }
+
+    async fn save_refresh_token(&self, grant: RefreshGrant) -> Result<(), StoreError> {
+        self.write(move |_, tx| grants::save_refresh(tx, &grant)).await
+    }
+
+    async fn take_refresh_token(&self, hash: Vec<u8>) -> Result<Option<RefreshGrant>, StoreError> {
+        self.write(move |_, tx| grants::take_refresh(tx, &hash)).await
     }
 
     async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {

@@ -21,12 +21,20 @@ fn is_conflict(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
 }
 
-fn app_key(conn: &Connection, client_id: Uuid) -> Result<i64, StoreError> {
+pub(super) fn app_key(conn: &Connection, client_id: Uuid) -> Result<i64, StoreError> {
     conn.query_row("SELECT app_key FROM apps WHERE client_id = ?1", [client_id.to_string()], |r| {
         r.get(0)
     })
     .optional()?
     .ok_or_else(|| StoreError::UnknownApp(client_id.to_string()))
+}
+
+pub(super) fn user_key(conn: &Connection, user: Uuid) -> Result<i64, StoreError> {
+    conn.query_row("SELECT user_key FROM users WHERE user_id = ?1", [user.to_string()], |r| {
+        r.get(0)
+    })
+    .optional()?
+    .ok_or_else(|| StoreError::UnknownUser(user.to_string()))
 }
 
 pub(super) fn load_app(conn: &Connection, client_id: Uuid) -> Result<Option<App>, StoreError> {
@@ -276,7 +284,22 @@ pub(super) fn set_password(
     if changed == 0 {
         return Err(StoreError::UnknownUser(username.to_owned()));
     }
+    // A new password ends every sign-in made with the old one.
+    conn.execute(
+        "DELETE FROM refresh_tokens WHERE user_key IN
+             (SELECT user_key FROM users WHERE tenant_key = ?1 AND username = ?2 COLLATE NOCASE)",
+        params![tenant_key, username],
+    )?;
     Ok(())
+}
+
+pub(super) fn user_by_id(conn: &Connection, id: Uuid) -> Result<Option<User>, StoreError> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM users u JOIN tenants t ON t.tenant_key = u.tenant_key
+         WHERE u.user_id = ?1"
+    );
+    let row = conn.query_row(&sql, [id.to_string()], user_from_row).optional()?;
+    row.map(into_user).transpose()
 }
 
 pub(super) fn signing_keys(conn: &Connection) -> Result<Vec<StoredKey>, StoreError> {

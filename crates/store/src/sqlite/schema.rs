@@ -107,6 +107,42 @@ const MIGRATIONS: &[(&str, &str)] = &[
     );
     ",
     ),
+    (
+        "authorization codes and refresh tokens",
+        "
+    -- code_hash: SHA-256 of the code; the code itself is never stored. A
+    -- redeemed code is kept, marked, until it expires, so that a second
+    -- redemption is told apart from a code that never existed.
+    CREATE TABLE auth_codes (
+        code_hash        BLOB NOT NULL PRIMARY KEY,
+        app_key          INTEGER NOT NULL REFERENCES apps (app_key) ON DELETE CASCADE,
+        user_key         INTEGER NOT NULL REFERENCES users (user_key) ON DELETE CASCADE,
+        redirect_uri     TEXT NOT NULL,
+        scope            TEXT NOT NULL,
+        resource         TEXT NOT NULL,
+        nonce            TEXT,
+        code_challenge   TEXT,
+        challenge_method TEXT,
+        issued_ticks     INTEGER NOT NULL,
+        expires_ticks    INTEGER NOT NULL,
+        redeemed         INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX auth_codes_by_expiry ON auth_codes (expires_ticks);
+
+    -- Removing the app or the user removes its refresh tokens: revocation.
+    CREATE TABLE refresh_tokens (
+        token_hash    BLOB NOT NULL PRIMARY KEY,
+        app_key       INTEGER NOT NULL REFERENCES apps (app_key) ON DELETE CASCADE,
+        user_key      INTEGER NOT NULL REFERENCES users (user_key) ON DELETE CASCADE,
+        scope         TEXT NOT NULL,
+        resource      TEXT NOT NULL,
+        issued_ticks  INTEGER NOT NULL,
+        expires_ticks INTEGER NOT NULL
+    );
+    CREATE INDEX refresh_tokens_by_user ON refresh_tokens (user_key);
+    CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_ticks);
+    ",
+    ),
 ];
 
 /// The schema version this build writes.
