@@ -9,7 +9,8 @@ use aws_lc_rs::signature::{
     RsaPublicKeyComponents,
 };
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use siemgate_model::Timestamp;
 
@@ -42,8 +43,62 @@ impl SigningKey {
     pub fn from_pkcs8(pkcs8: &[u8], created: Timestamp) -> Result<SigningKey, IdentityError> {
         let pair = KeyPair::from_pkcs8(pkcs8).map_err(|e| IdentityError::BadKey(e.to_string()))?;
         let components = RsaPublicKeyComponents::<Vec<u8>>::from(pair.public_key());
-        let public = VerifyingKey::from_components(&components.n, &components.e)?;
-        Ok(SigningKey { kid: public.kid.clone(), created, pkcs8: pkcs8.to_vec(), pair, public })
+        let mut public = VerifyingKey::from_components(&components.n, &components.e)?;
+        let mut key =
+            SigningKey { kid: public.kid.clone(), created, pkcs8: pkcs8.to_vec(), pair, public };
+        // Published JWKs carry a certificate for clients that look for `x5c`/`x5t`.
+        public = key.public.clone();
+        public.certificate = Some(key.self_signed_certificate()?);
+        key.public = public;
+        Ok(key)
+    }
+
+    /// A self-signed X.509 certificate for the key, built only from the key
+    /// and its creation time, so every replica that loads the key publishes
+    /// the same certificate (and the same `x5t`). RS256 signatures are
+    /// deterministic, which makes the whole DER deterministic.
+    fn self_signed_certificate(&self) -> Result<Vec<u8>, IdentityError> {
+        const SHA256_WITH_RSA: &[u8] =
+            &[0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x0B];
+        const RSA_ENCRYPTION: &[u8] =
+            &[0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01];
+        const COMMON_NAME: &[u8] = &[0x06, 0x03, 0x55, 0x04, 0x03];
+        const NULL: &[u8] = &[0x05, 0x00];
+        let algorithm = |oid: &[u8]| der_tlv(0x30, &[oid, NULL].concat());
+
+        let name = der_tlv(
+            0x30,
+            &der_tlv(0x31, &der_tlv(0x30, &[COMMON_NAME, &der_tlv(0x0C, CERT_NAME)].concat())),
+        );
+        let serial: Vec<u8> = Sha256::digest(self.kid.as_bytes())[..16].to_vec();
+        let seconds = self.created.unix_seconds();
+        let validity = der_tlv(
+            0x30,
+            &[x509_time(seconds), x509_time(seconds + CERT_YEARS * 365 * 86_400)].concat(),
+        );
+        let public_key = rsa_public_key_der(&self.public.n, &self.public.e);
+        let spki = der_tlv(
+            0x30,
+            &[algorithm(RSA_ENCRYPTION), der_tlv(0x03, &[&[0u8][..], &public_key].concat())]
+                .concat(),
+        );
+        let version = der_tlv(0xA0, &der_integer(&[2]));
+        let tbs = der_tlv(
+            0x30,
+            &[
+                version,
+                der_integer(&serial),
+                algorithm(SHA256_WITH_RSA),
+                name.clone(),
+                validity,
+                name,
+                spki,
+            ]
+            .concat(),
+        );
+        let signature = self.sign(&tbs)?;
+        let signature = der_tlv(0x03, &[&[0u8][..], &signature].concat());
+        Ok(der_tlv(0x30, &[tbs, algorithm(SHA256_WITH_RSA), signature].concat()))
     }
 
     /// The key's id: its RFC 7638 thumbprint, so the same key always has the same id.
@@ -75,6 +130,24 @@ impl SigningKey {
     }
 }
 
+/// The subject and issuer of the keys' certificates.
+const CERT_NAME: &[u8] = b"siemgate token signing";
+
+/// How long a key's certificate claims to be valid; keys rotate long before.
+const CERT_YEARS: i64 = 5;
+
+/// An X.509 `Time`: UTCTime through 2049, GeneralizedTime after (RFC 5280 4.1.2.5).
+fn x509_time(unix_seconds: i64) -> Vec<u8> {
+    let text = Timestamp::from_unix_ticks(unix_seconds * 10_000_000).to_string();
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    let digits = &digits[..14.min(digits.len())];
+    if digits < "2050" {
+        der_tlv(0x17, format!("{}Z", &digits[2..]).as_bytes())
+    } else {
+        der_tlv(0x18, format!("{digits}Z").as_bytes())
+    }
+}
+
 /// The public half of a signing key, parsed once for fast checks.
 #[derive(Clone)]
 pub struct VerifyingKey {
@@ -82,6 +155,8 @@ pub struct VerifyingKey {
     n: Vec<u8>,
     e: Vec<u8>,
     parsed: ParsedPublicKey,
+    /// The key's self-signed certificate (DER), when the private half made one.
+    certificate: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -103,7 +178,7 @@ impl VerifyingKey {
         let parsed = ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der)
             .map_err(|e| IdentityError::BadKey(e.to_string()))?;
         let kid = thumbprint(n, e);
-        Ok(VerifyingKey { kid, n: n.to_vec(), e: e.to_vec(), parsed })
+        Ok(VerifyingKey { kid, n: n.to_vec(), e: e.to_vec(), parsed, certificate: None })
     }
 
     pub fn kid(&self) -> &str {
@@ -117,14 +192,26 @@ impl VerifyingKey {
 
     /// The key as a JSON Web Key, as a JWKS endpoint lists it.
     pub fn jwk(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut jwk = serde_json::json!({
             "kty": "RSA",
             "use": "sig",
             "alg": "RS256",
             "kid": self.kid,
             "n": URL_SAFE_NO_PAD.encode(&self.n),
             "e": URL_SAFE_NO_PAD.encode(&self.e),
-        })
+        });
+        if let Some(der) = &self.certificate {
+            // x5t is the certificate's SHA-1 thumbprint (RFC 7517 4.8); x5c
+            // is standard base64, not base64url (4.7).
+            jwk["x5t"] = URL_SAFE_NO_PAD.encode(Sha1::digest(der)).into();
+            jwk["x5c"] = serde_json::json!([STANDARD.encode(der)]);
+        }
+        jwk
+    }
+
+    /// The key's certificate (DER), if it has one.
+    pub fn certificate(&self) -> Option<&[u8]> {
+        self.certificate.as_deref()
     }
 }
 
@@ -210,6 +297,22 @@ mod tests {
         assert_eq!(rebuilt.kid(), key.kid());
         let signature = key.sign(b"m").unwrap();
         assert!(rebuilt.verify(b"m", &signature));
+    }
+
+    #[test]
+    fn the_certificate_is_deterministic_and_carries_the_key() {
+        let key = SigningKey::generate(now()).unwrap();
+        let der = key.verifying_key().certificate().unwrap().to_vec();
+        let again = SigningKey::from_pkcs8(key.pkcs8(), now()).unwrap();
+        assert_eq!(again.verifying_key().certificate().unwrap(), der, "same key, same cert");
+        // The certificate holds the public key's DER and the validity dates.
+        let public = rsa_public_key_der(&key.verifying_key().n, &key.verifying_key().e);
+        assert!(der.windows(public.len()).any(|w| w == public));
+        assert!(der.windows(13).any(|w| w == b"240501120000Z"));
+        assert!(der.windows(13).any(|w| w == b"290430120000Z"), "five years of 365 days");
+        let jwk = key.verifying_key().jwk();
+        assert_eq!(jwk["x5t"].as_str().unwrap().len(), 27, "SHA-1, base64url");
+        assert_eq!(STANDARD.decode(jwk["x5c"][0].as_str().unwrap()).unwrap(), der);
     }
 
     #[test]

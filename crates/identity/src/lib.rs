@@ -5,6 +5,7 @@
 //! Nothing here does I/O beyond drawing random bytes; the store keeps what
 //! must persist and the server speaks HTTP.
 
+pub mod grant;
 pub mod keys;
 pub mod password;
 pub mod roles;
@@ -13,7 +14,7 @@ pub mod token;
 
 pub use keys::{SigningKey, VerifyingKey};
 pub use secret::{NewSecret, SecretHash, generate_secret};
-pub use token::{Claims, TokenError, Verifier, issue};
+pub use token::{Claims, IdClaims, TokenError, Verifier, issue};
 
 /// Failures of the primitives themselves; refusals of a token are [`TokenError`].
 #[derive(Debug, thiserror::Error)]

@@ -61,6 +61,12 @@ impl SecretHash {
     }
 }
 
+/// True when `a` and `b` are equal, taking the same time wherever they
+/// first differ (their lengths are not hidden).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    verify_slices_are_equal(a, b).is_ok()
+}
+
 /// Draws a new secret from the system's random source.
 pub fn generate_secret() -> Result<NewSecret, IdentityError> {
     let mut bytes = [0u8; SECRET_BYTES];

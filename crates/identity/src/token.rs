@@ -44,6 +44,15 @@ pub struct Claims {
     /// Delegated scopes (tokens for a signed-in user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scp: Option<String>,
+    /// The signed-in user's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The signed-in user's sign-in name, in v1 tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upn: Option<String>,
+    /// The signed-in user's sign-in name, in v2 tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
     /// `1.0` or `2.0`.
     pub ver: String,
 }
@@ -55,6 +64,31 @@ impl Claims {
     }
 }
 
+/// The claims of an id token: who signed in, for the client (`aud` is its
+/// client id), tied to the authorize request by `nonce`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdClaims {
+    pub aud: String,
+    pub iss: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    pub name: String,
+    pub oid: String,
+    /// v2 names the sign-in name `preferred_username`; v1 `upn` and `unique_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_name: Option<String>,
+    pub sub: String,
+    pub tid: String,
+    pub ver: String,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Header {
     alg: String,
@@ -64,8 +98,9 @@ struct Header {
     kid: Option<String>,
 }
 
-/// Signs `claims` with `key` into a compact JWT.
-pub fn issue(key: &SigningKey, claims: &Claims) -> Result<String, IdentityError> {
+/// Signs `claims` (an access token's [`Claims`] or an id token's
+/// [`IdClaims`]) with `key` into a compact JWT.
+pub fn issue<C: Serialize>(key: &SigningKey, claims: &C) -> Result<String, IdentityError> {
     let header =
         Header { alg: "RS256".into(), typ: Some("JWT".into()), kid: Some(key.kid().into()) };
     let mut token = encode_part(&header);

@@ -30,6 +30,9 @@ fn claims(ver: &str) -> Claims {
         sub: "0b9b2a51-6c8f-4b3c-9d22-5c2a1f0e9a11".into(),
         roles: vec!["Alert.Read.All".into()],
         scp: None,
+        name: None,
+        upn: None,
+        preferred_username: None,
         ver: ver.into(),
     }
 }

@@ -4,6 +4,7 @@
 //! [`serve`] takes an already bound listener and a shutdown signal, so tests
 //! start a real server on port 0 and stop it cleanly.
 
+mod html;
 pub mod identity;
 pub mod keyring;
 mod throttle;

@@ -105,7 +105,7 @@ pub struct AuthCode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeRedemption {
     /// First presentation: the code is now spent.
-    Fresh(AuthCode),
+    Fresh(Box<AuthCode>),
     /// The code was redeemed before. The store has revoked the refresh
     /// tokens the app holds for the user, as a replayed code may be stolen.
     Reused,

@@ -137,6 +137,165 @@ impl AadError {
         )
     }
 
+    pub fn invalid_code() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            70000,
+            "The provided authorization code is not valid. Codes are single-use and short-lived; \
+             sign in again to get a new one."
+                .into(),
+        )
+    }
+
+    pub fn reused_code() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            54005,
+            "The authorization code was already redeemed. A code works once; the tokens \
+             obtained with it have been revoked, so sign in again."
+                .into(),
+        )
+    }
+
+    pub fn expired_code() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            70008,
+            "The authorization code has expired. Redeem codes within minutes of signing in.".into(),
+        )
+    }
+
+    pub fn code_for_another_client(client_id: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            70000,
+            format!("The authorization code was issued to another app, not to '{client_id}'."),
+        )
+    }
+
+    pub fn redirect_mismatch() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            500112,
+            "The redirect_uri does not match the one sent with the authorization request; send \
+             the same value to both endpoints."
+                .into(),
+        )
+    }
+
+    pub fn pkce_mismatch() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            501481,
+            "The code_verifier does not match the code_challenge sent with the authorization \
+             request."
+                .into(),
+        )
+    }
+
+    pub fn invalid_refresh_token() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            70000,
+            "The refresh token is not valid: it was already used, revoked (its app or user was \
+             removed, or the password changed), or issued to another app. Sign in again."
+                .into(),
+        )
+    }
+
+    pub fn expired_refresh_token() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            700082,
+            "The refresh token has expired due to inactivity. Sign in again.".into(),
+        )
+    }
+
+    pub fn several_resources(scope: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            28000,
+            format!(
+                "The scope {scope} names more than one resource; ask for one resource's scopes \
+                 per request."
+            ),
+        )
+    }
+
+    pub fn user_gone() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            50034,
+            "The user this grant was made for no longer exists in the tenant.".into(),
+        )
+    }
+
+    pub fn bad_credentials() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            50126,
+            "Error validating credentials: the user name or the password is wrong.".into(),
+        )
+    }
+
+    pub fn user_locked(retry_after: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "invalid_grant",
+            50053,
+            format!(
+                "Too many failed sign-ins for this user name. Wait {retry_after} seconds before \
+                 trying again."
+            ),
+        );
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    pub fn login_required() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "login_required",
+            50058,
+            "prompt=none was asked for, but signing in here always needs the user; send the \
+             request without prompt=none."
+                .into(),
+        )
+    }
+
+    pub fn redirect_not_registered(redirect_uri: &str, client_id: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            50011,
+            format!(
+                "The redirect URI '{redirect_uri}' is not registered for app '{client_id}'. \
+                 Register it with `siemgate app add --redirect-uri` (or ask the server's \
+                 operator to)."
+            ),
+        )
+    }
+
+    pub fn unsupported_response_type(response_type: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_response_type",
+            70005,
+            format!("response_type '{response_type}' is not supported; use response_type=code."),
+        )
+    }
+
     pub fn bad_request(description: String) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", 900144, description)
     }
@@ -153,6 +312,16 @@ impl AadError {
         );
         e.retry_after = Some(retry_after);
         e
+    }
+
+    /// The `error` value (`invalid_grant`, ...).
+    pub fn error(&self) -> &'static str {
+        self.error
+    }
+
+    /// The description, without the code and trace lines.
+    pub fn description(&self) -> &str {
+        &self.description
     }
 
     pub fn internal() -> Self {

@@ -1,5 +1,6 @@
 //! `POST /{tenant}/oauth2/token` (v1) and `POST /{tenant}/oauth2/v2.0/token`
-//! (v2): client credentials exchanged for an access token.
+//! (v2): client credentials, authorization codes and refresh tokens
+//! exchanged for tokens.
 //!
 //! The two versions differ where clients notice: v1 names the audience with
 //! `resource` and writes numbers as strings; v2 asks for `<resource>/.default`
@@ -14,20 +15,16 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use siemgate_identity::grant::{ChallengeMethod, hash, pkce_matches};
 use siemgate_identity::token::{v1_issuer, v2_issuer};
 use siemgate_identity::{Claims, SecretHash, issue};
-use siemgate_store::{App, Tenant};
+use siemgate_store::{App, CodeRedemption, Tenant, User};
 
+use super::delegated::{self, Delegation};
 use super::error::AadError;
-use super::resolve_tenant;
+use super::scope::Requested;
+use super::{Version, resolve_tenant};
 use crate::{AppState, now};
-
-/// Which token endpoint was called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Version {
-    V1,
-    V2,
-}
 
 pub async fn v1(
     state: State<AppState>,
@@ -75,8 +72,32 @@ async fn grant(
     let grant = form.get("grant_type").ok_or_else(|| AadError::missing("grant_type"))?;
     match grant.as_str() {
         "client_credentials" => client_credentials(state, &tenant, headers, form, version).await,
+        "authorization_code" => authorization_code(state, &tenant, headers, form, version).await,
+        "refresh_token" => refresh_token(state, &tenant, headers, form, version).await,
         other => Err(AadError::unsupported_grant(other)),
     }
+}
+
+/// The app making the request, once its secret checks out. Failures count
+/// towards the client id's throttle.
+async fn authenticate(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<App, AadError> {
+    let (client_id, secret) = client_auth(headers, form)?;
+    if let Some(retry_after) = state.failures().blocked(&client_id) {
+        return Err(AadError::throttled(&client_id, retry_after));
+    }
+    let app = find_app(state, tenant, &client_id).await?;
+    let secret = secret.ok_or_else(|| AadError::missing("client_secret"))?;
+    if let Err(e) = check_secret(&app, &secret) {
+        state.failures().record(&client_id);
+        return Err(e);
+    }
+    state.failures().clear(&client_id);
+    Ok(app)
 }
 
 /// The client id and secret, from the body or from HTTP Basic (RFC 6749 2.3.1).
@@ -120,19 +141,151 @@ async fn client_credentials(
     form: &HashMap<String, String>,
     version: Version,
 ) -> Result<Response, AadError> {
-    let (client_id, secret) = client_auth(headers, form)?;
-    if let Some(retry_after) = state.failures().blocked(&client_id) {
-        return Err(AadError::throttled(&client_id, retry_after));
-    }
     let audience = audience(state, form, version)?;
-    let app = find_app(state, tenant, &client_id).await?;
-    let secret = secret.ok_or_else(|| AadError::missing("client_secret"))?;
-    if let Err(e) = check_secret(&app, &secret) {
-        state.failures().record(&client_id);
-        return Err(e);
-    }
-    state.failures().clear(&client_id);
+    let app = authenticate(state, tenant, headers, form).await?;
     issue_token(state, tenant, &app, &audience, version)
+}
+
+/// A code from the sign-in page, for the tokens it stands for. The code is
+/// spent before anything else is checked, so a code presented with a wrong
+/// verifier or redirect URI cannot be tried again.
+async fn authorization_code(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+    version: Version,
+) -> Result<Response, AadError> {
+    let app = authenticate(state, tenant, headers, form).await?;
+    let code = form.get("code").ok_or_else(|| AadError::missing("code"))?;
+    let redeemed = state.store().redeem_auth_code(hash(code)).await.map_err(store_failed)?;
+    let code = match redeemed {
+        CodeRedemption::Fresh(code) => code,
+        CodeRedemption::Reused => return Err(AadError::reused_code()),
+        CodeRedemption::Unknown => return Err(AadError::invalid_code()),
+    };
+    if code.expires <= now() {
+        return Err(AadError::expired_code());
+    }
+    if code.client_id != app.client_id {
+        return Err(AadError::code_for_another_client(&app.client_id.to_string()));
+    }
+    if form.get("redirect_uri") != Some(&code.redirect_uri) {
+        return Err(AadError::redirect_mismatch());
+    }
+    if let Some(challenge) = &code.code_challenge {
+        let method = ChallengeMethod::parse(code.challenge_method.as_deref())
+            .ok_or_else(AadError::pkce_mismatch)?;
+        let verifier =
+            form.get("code_verifier").ok_or_else(|| AadError::missing("code_verifier"))?;
+        if !pkce_matches(method, challenge, verifier) {
+            return Err(AadError::pkce_mismatch());
+        }
+    }
+    let user = signed_in_user(state, tenant, code.user).await?;
+    let requested = stored_request(state, &code.scope, &code.resource, version)?;
+    delegated::respond(
+        state,
+        Delegation {
+            tenant,
+            app: &app,
+            user: &user,
+            requested: &requested,
+            nonce: code.nonce.as_deref(),
+            version,
+            client_info: wants_client_info(form),
+        },
+    )
+    .await
+}
+
+/// A refresh token for new tokens and a new refresh token; the one
+/// presented is spent.
+async fn refresh_token(
+    state: &AppState,
+    tenant: &Tenant,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+    version: Version,
+) -> Result<Response, AadError> {
+    let app = authenticate(state, tenant, headers, form).await?;
+    let presented = form.get("refresh_token").ok_or_else(|| AadError::missing("refresh_token"))?;
+    let grant = state
+        .store()
+        .take_refresh_token(hash(presented))
+        .await
+        .map_err(store_failed)?
+        .ok_or_else(AadError::invalid_refresh_token)?;
+    if grant.client_id != app.client_id {
+        return Err(AadError::invalid_refresh_token());
+    }
+    if grant.expires <= now() {
+        return Err(AadError::expired_refresh_token());
+    }
+    let user = signed_in_user(state, tenant, grant.user).await?;
+    // A client may ask for another accepted resource with the same sign-in.
+    let asked = match version {
+        Version::V1 => form.get("resource").map(|r| Requested::v1(r, &state.config().audiences)),
+        Version::V2 => form.get("scope").map(|s| {
+            Requested::parse_v2(s, &state.config().audiences, &grant.resource).map(|mut r| {
+                // Offline access was granted at sign-in; a refresh keeps it.
+                if !r.wants("offline_access") {
+                    r.oidc.push("offline_access");
+                }
+                r
+            })
+        }),
+    };
+    let requested = match asked {
+        Some(asked) => asked?,
+        None => stored_request(state, &grant.scope, &grant.resource, version)?,
+    };
+    delegated::respond(
+        state,
+        Delegation {
+            tenant,
+            app: &app,
+            user: &user,
+            requested: &requested,
+            nonce: None,
+            version,
+            client_info: wants_client_info(form),
+        },
+    )
+    .await
+}
+
+/// The request a code or refresh token was issued for, as it kept it.
+fn stored_request(
+    state: &AppState,
+    scope: &str,
+    resource: &str,
+    version: Version,
+) -> Result<Requested, AadError> {
+    let accepted = &state.config().audiences;
+    match version {
+        Version::V1 => Requested::v1(resource, accepted),
+        Version::V2 => Requested::parse_v2(scope, accepted, resource),
+    }
+}
+
+/// The user a grant was made for, if still a user of this tenant.
+async fn signed_in_user(
+    state: &AppState,
+    tenant: &Tenant,
+    id: uuid::Uuid,
+) -> Result<User, AadError> {
+    let user = state.store().find_user_by_id(id).await.map_err(store_failed)?;
+    user.filter(|u| u.tenant == tenant.id).ok_or_else(AadError::user_gone)
+}
+
+fn wants_client_info(form: &HashMap<String, String>) -> bool {
+    form.get("client_info").is_some_and(|v| v == "1")
+}
+
+fn store_failed(e: siemgate_store::StoreError) -> AadError {
+    tracing::error!(error = %e, "the store failed during a token request");
+    AadError::internal()
 }
 
 /// The audience asked for: v1's `resource`, or v2's `scope` without `/.default`.
@@ -163,7 +316,11 @@ fn audience(
     }
 }
 
-async fn find_app(state: &AppState, tenant: &Tenant, client_id: &str) -> Result<App, AadError> {
+pub(super) async fn find_app(
+    state: &AppState,
+    tenant: &Tenant,
+    client_id: &str,
+) -> Result<App, AadError> {
     let unknown = || AadError::unknown_app(client_id, &tenant.id.to_string());
     let id = uuid::Uuid::parse_str(client_id).map_err(|_| unknown())?;
     let app = state.store().find_app(id).await.map_err(|e| {
@@ -220,6 +377,9 @@ fn issue_token(
         sub: client_id,
         roles: app.roles.clone(),
         scp: None,
+        name: None,
+        upn: None,
+        preferred_username: None,
         ver: match version {
             Version::V1 => "1.0".into(),
             Version::V2 => "2.0".into(),

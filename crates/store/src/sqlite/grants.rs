@@ -75,7 +75,7 @@ pub(super) fn redeem_code(conn: &Connection, hash: &[u8]) -> Result<CodeRedempti
         return Ok(CodeRedemption::Reused);
     }
     conn.execute("UPDATE auth_codes SET redeemed = 1 WHERE code_hash = ?1", [hash])?;
-    Ok(CodeRedemption::Fresh(AuthCode {
+    Ok(CodeRedemption::Fresh(Box::new(AuthCode {
         hash: Sealed(hash.to_vec()),
         client_id: uuid(client_id)?,
         user: uuid(user)?,
@@ -87,7 +87,7 @@ pub(super) fn redeem_code(conn: &Connection, hash: &[u8]) -> Result<CodeRedempti
         challenge_method,
         issued: Timestamp::from_unix_ticks(issued),
         expires: Timestamp::from_unix_ticks(expires),
-    }))
+    })))
 }
 
 pub(super) fn save_refresh(conn: &Connection, grant: &RefreshGrant) -> Result<(), StoreError> {
