@@ -1,13 +1,14 @@
 //! siemgate's HTTP side. The identity provider is served today; the SIEM API
 //! and the portal pages join it on the same router.
 //!
-//! [`serve`] takes an already bound listener and a shutdown signal, so tests
+//! [`serve`] takes an already bound listener (plain or [`tls`]) and a shutdown signal, so tests
 //! start a real server on port 0 and stop it cleanly.
 
 mod html;
 pub mod identity;
 pub mod keyring;
 mod throttle;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,7 +17,6 @@ use axum::Router;
 use axum::routing::get;
 use siemgate_model::Timestamp;
 use siemgate_store::Store;
-use tokio::net::TcpListener;
 
 pub use keyring::Keyring;
 
@@ -93,13 +93,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `state` on `listener` until `shutdown` completes, then lets the
+/// Serves `state` on `listener` (a [`tokio::net::TcpListener`] for plain HTTP, a
+/// [`tls::TlsListener`] for HTTPS) until `shutdown` completes, then lets the
 /// requests in flight finish.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L>(
+    listener: L,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
 }
 

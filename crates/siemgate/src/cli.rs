@@ -37,7 +37,7 @@ pub const DEFAULT_DATABASE: &str = "siemgate.db";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server: the identity provider's token, discovery and key endpoints.
+    /// Run the server over HTTPS: the identity provider's sign-in, token, discovery and key endpoints.
     Serve(ServeArgs),
     /// Create a demo tenant full of simulated detections and show a few.
     Demo(DemoArgs),
@@ -236,10 +236,30 @@ pub struct KeysListArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on for plain HTTP; port 0 picks a free port.
-    #[arg(long, env = "SIEMGATE_HTTP", default_value = "127.0.0.1:8080")]
-    pub http: std::net::SocketAddr,
-    /// The URL clients reach the server at (default: http:// and the listening address);
+    /// Address to listen on for HTTPS; port 0 picks a free port.
+    #[arg(long, env = "SIEMGATE_HTTPS", default_value = "127.0.0.1:8443")]
+    pub https: std::net::SocketAddr,
+    /// Also listen for plain HTTP on this address, for scripts (Microsoft's
+    /// auth libraries refuse anything but HTTPS).
+    #[arg(long, env = "SIEMGATE_HTTP")]
+    pub http: Option<std::net::SocketAddr>,
+    /// The server's certificate chain in PEM, leaf first. Without it, a
+    /// certificate is generated and signed by a local CA kept in --tls-dir.
+    #[arg(long, env = "SIEMGATE_TLS_CERT", requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert, in PEM.
+    #[arg(long, env = "SIEMGATE_TLS_KEY", requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Where the generated CA is kept (ca.pem, for clients to trust, and its
+    /// key). Default: siemgate-tls beside the database file.
+    #[arg(long, env = "SIEMGATE_TLS_DIR", value_name = "DIR", conflicts_with = "tls_cert")]
+    pub tls_dir: Option<std::path::PathBuf>,
+    /// Another name (DNS name or IP address) for the generated certificate,
+    /// besides localhost, the loopback addresses, the listening address and
+    /// the public URL's host. Repeatable.
+    #[arg(long = "tls-name", value_name = "NAME", conflicts_with = "tls_cert")]
+    pub tls_names: Vec<String>,
+    /// The URL clients reach the server at (default: https:// and the listening address);
     /// discovery documents and v2 token issuers are built from it.
     #[arg(long, env = "SIEMGATE_PUBLIC_URL")]
     pub public_url: Option<String>,

@@ -104,3 +104,54 @@ pub fn sorted_titles(rows: &[serde_json::Value]) -> Vec<String> {
 pub fn reference_sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/reference-sample.json")
 }
+
+/// A running `siemgate serve` and the addresses it printed.
+pub struct Served {
+    pub child: std::process::Child,
+    /// The HTTPS base URL, also the public URL unless one was given.
+    pub https: String,
+    /// The plain HTTP base URL, when `--http` was given.
+    pub http: Option<String>,
+    /// The generated CA's file, when the certificate was generated.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Env {
+    /// Starts `siemgate serve` on free ports with `extra` flags and reads
+    /// what it prints until it says it is ready.
+    pub fn serve(&self, extra: &[&str]) -> Served {
+        use std::io::BufRead;
+        let mut args = vec!["serve", "--https", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = self
+            .command(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut https, mut http, mut ca_file) = (None, None, None);
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let word = |n: usize| line.split_whitespace().nth(n).unwrap_or_default().to_owned();
+            if line.starts_with("listening on https://") {
+                https = Some(word(2));
+            } else if line.starts_with("listening on http://") {
+                http = Some(word(2));
+            } else if line.starts_with("CA certificate ") {
+                ca_file = Some(PathBuf::from(word(2)));
+            } else if line.starts_with("ready") {
+                break;
+            }
+        }
+        let https = https.unwrap_or_else(|| panic!("siemgate serve {args:?} printed no address"));
+        Served { child, https, http, ca_file }
+    }
+}
