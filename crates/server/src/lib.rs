@@ -4,6 +4,7 @@
 //! [`serve`] takes an already bound listener (plain or [`tls`]) and a shutdown signal, so tests
 //! start a real server on port 0 and stop it cleanly.
 
+pub mod bearer;
 mod html;
 pub mod identity;
 pub mod keyring;
@@ -11,14 +12,15 @@ mod throttle;
 pub mod tls;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::Router;
 use axum::routing::get;
-use siemgate_model::Timestamp;
+use siemgate_identity::Verifier;
+use siemgate_model::{Span, Timestamp};
 use siemgate_store::Store;
 
-pub use keyring::Keyring;
+pub use keyring::{Keyring, KeyringError};
 
 /// The resources the SIEM API accepts tokens for: Azure AD Graph, which the
 /// reference page uses, and the API's own older resource.
@@ -45,6 +47,12 @@ impl ServerConfig {
             token_lifetime_seconds: 3599,
         }
     }
+
+    /// How long a retired key stays published: as long as its last token
+    /// (and the clock skew allowed with it) can still be valid.
+    pub fn key_lifetime(&self) -> Span {
+        Span::from_seconds(self.token_lifetime_seconds + CLOCK_SKEW_SECONDS)
+    }
 }
 
 /// What every handler can reach.
@@ -57,14 +65,41 @@ pub struct AppState {
 struct Shared {
     store: Arc<dyn Store>,
     keyring: Keyring,
+    verifier: RwLock<Verifier>,
     config: ServerConfig,
     failures: throttle::Failures,
 }
 
+/// How far the clocks of this server and of the servers sharing its store
+/// may disagree when a token's times are checked.
+const CLOCK_SKEW_SECONDS: i64 = 60;
+
 impl AppState {
     pub fn new(store: Arc<dyn Store>, keyring: Keyring, config: ServerConfig) -> AppState {
         let failures = throttle::Failures::default();
-        AppState { inner: Arc::new(Shared { store, keyring, config, failures }) }
+        let verifier = RwLock::new(Verifier::new(
+            keyring.published(),
+            config.audiences.clone(),
+            &config.public_url,
+            CLOCK_SKEW_SECONDS,
+        ));
+        AppState { inner: Arc::new(Shared { store, keyring, verifier, config, failures }) }
+    }
+
+    /// Reads the signing keys from the store again and verifies with the
+    /// keys published now. True when they changed.
+    pub async fn refresh_keys(&self) -> Result<bool, KeyringError> {
+        let changed =
+            self.keyring().reload(self.store(), now(), self.config().key_lifetime()).await?;
+        if changed {
+            let published = self.keyring().published();
+            self.inner.verifier.write().unwrap_or_else(PoisonError::into_inner).set_keys(published);
+        }
+        Ok(changed)
+    }
+
+    fn verifier(&self) -> std::sync::RwLockReadGuard<'_, Verifier> {
+        self.inner.verifier.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -106,6 +141,25 @@ where
     L::Addr: std::fmt::Debug,
 {
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+/// Reads the signing keys again every `period`, so that a rotation made
+/// elsewhere (`siemgate keys rotate`, another server on the same store) is
+/// published and verified here within that time. Runs until dropped.
+pub async fn refresh_keys_every(state: AppState, period: std::time::Duration) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        match state.refresh_keys().await {
+            Ok(true) => tracing::info!("signing keys changed in the store; now publishing them"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the signing keys failed; keeping the last ones")
+            }
+        }
+    }
 }
 
 /// The wall clock at the store's precision.

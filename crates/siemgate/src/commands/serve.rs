@@ -3,9 +3,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
-use siemgate_model::Span;
 use siemgate_server::tls::Tls;
 use siemgate_server::{AppState, Keyring, ServerConfig};
 use tokio::net::TcpListener;
@@ -14,6 +14,10 @@ use tokio::sync::watch;
 use super::{now, open_store};
 use crate::cli::ServeArgs;
 use crate::output::say;
+
+/// How often the signing keys are read again from the store, and so how
+/// soon a rotation made elsewhere is published here.
+const KEY_REFRESH: Duration = Duration::from_secs(30);
 
 pub async fn run(args: ServeArgs, database: &str) -> anyhow::Result<()> {
     let store = open_store(database).await?;
@@ -38,10 +42,11 @@ pub async fn run(args: ServeArgs, database: &str) -> anyhow::Result<()> {
     };
 
     let config = ServerConfig::new(&public_url);
-    let lifetime = Span::from_seconds(config.token_lifetime_seconds + 300);
-    let keyring =
-        Keyring::load(&*store, now(), lifetime).await.context("cannot load signing keys")?;
+    let keyring = Keyring::load(&*store, now(), config.key_lifetime())
+        .await
+        .context("cannot load signing keys")?;
     let state = AppState::new(store, keyring, config);
+    tokio::spawn(siemgate_server::refresh_keys_every(state.clone(), KEY_REFRESH));
 
     // The first lines name the addresses, so scripts that pass port 0 can
     // find them; the last says the server is taking requests.
