@@ -6,6 +6,7 @@
 
 mod report;
 mod store;
+mod tokens;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +21,8 @@ struct Cli {
 enum Bench {
     /// The store: ingest, newest-20 latency, window streaming and its memory.
     Store(store::StoreBench),
+    /// Bearer-token checks: a token's first presentation and its repeats.
+    Tokens(tokens::TokensBench),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -27,6 +30,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let passed = match cli.bench {
         Bench::Store(args) => runtime.block_on(store::run(args))?,
+        Bench::Tokens(args) => tokens::run(args)?,
     };
     // A missed floor is a result, not a crash; the exit code lets scripts notice it.
     if !passed {

@@ -14,7 +14,6 @@ use std::sync::{Mutex, PoisonError};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use siemgate_model::Timestamp;
 
 use crate::IdentityError;
@@ -161,7 +160,14 @@ pub struct Verifier {
     audiences: Vec<String>,
     public_url: String,
     skew_seconds: i64,
-    verified: Mutex<HashMap<[u8; 32], Claims>>,
+    verified: Mutex<HashMap<[u8; 32], Remembered>>,
+}
+
+/// A verified token's claims and the key that signed it.
+#[derive(Debug, Clone)]
+struct Remembered {
+    claims: Claims,
+    kid: String,
 }
 
 impl Verifier {
@@ -191,37 +197,40 @@ impl Verifier {
     /// The token's claims if it is genuine, current, for us and from us.
     /// Whether its tenant exists and is enabled is for the caller to check.
     pub fn verify(&self, token: &str, now: Timestamp) -> Result<Claims, TokenError> {
-        let fingerprint: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let fingerprint = fingerprint(token);
         let remembered = self.cache().get(&fingerprint).cloned();
-        if let Some(claims) = remembered {
+        if let Some(Remembered { claims, kid }) = remembered {
             // The signature was checked when it was remembered; the key
             // may have been withdrawn and the clock has moved since.
-            self.check_key_still_published(token)?;
+            if !self.keys.contains_key(&kid) {
+                return Err(TokenError::UnknownKey(kid));
+            }
             self.check_times(&claims, now)?;
             return Ok(claims);
         }
-        let claims = self.verify_in_full(token, now)?;
-        self.remember(fingerprint, &claims, now);
+        let (claims, kid) = self.verify_in_full(token, now)?;
+        self.remember(fingerprint, Remembered { claims: claims.clone(), kid }, now);
         Ok(claims)
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Claims>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Remembered>> {
         self.verified.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn remember(&self, fingerprint: [u8; 32], claims: &Claims, now: Timestamp) {
+    fn remember(&self, fingerprint: [u8; 32], remembered: Remembered, now: Timestamp) {
         let mut cache = self.cache();
         if cache.len() >= CACHE_CAPACITY {
             let now = now.unix_seconds();
-            cache.retain(|_, c| c.exp > now);
+            cache.retain(|_, r| r.claims.exp > now);
             if cache.len() >= CACHE_CAPACITY {
                 cache.clear();
             }
         }
-        cache.insert(fingerprint, claims.clone());
+        cache.insert(fingerprint, remembered);
     }
 
-    fn verify_in_full(&self, token: &str, now: Timestamp) -> Result<Claims, TokenError> {
+    /// The claims and the signing key's id of a token seen for the first time.
+    fn verify_in_full(&self, token: &str, now: Timestamp) -> Result<(Claims, String), TokenError> {
         let (signed, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let (header, claims) = signed.split_once('.').ok_or(TokenError::Malformed)?;
         let header: Header = decode_part(header)?;
@@ -229,7 +238,7 @@ impl Verifier {
             return Err(TokenError::Algorithm(header.alg));
         }
         let kid = header.kid.ok_or_else(|| TokenError::UnknownKey(String::new()))?;
-        let key = self.keys.get(&kid).ok_or(TokenError::UnknownKey(kid))?;
+        let Some(key) = self.keys.get(&kid) else { return Err(TokenError::UnknownKey(kid)) };
         let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Malformed)?;
         if !key.verify(signed.as_bytes(), &signature) {
             return Err(TokenError::Signature);
@@ -250,14 +259,7 @@ impl Verifier {
         if claims.iss != expected {
             return Err(TokenError::Issuer(claims.iss));
         }
-        Ok(claims)
-    }
-
-    fn check_key_still_published(&self, token: &str) -> Result<(), TokenError> {
-        let header = token.split('.').next().ok_or(TokenError::Malformed)?;
-        let header: Header = decode_part(header)?;
-        let kid = header.kid.unwrap_or_default();
-        if self.keys.contains_key(&kid) { Ok(()) } else { Err(TokenError::UnknownKey(kid)) }
+        Ok((claims, kid))
     }
 
     fn check_times(&self, claims: &Claims, now: Timestamp) -> Result<(), TokenError> {
@@ -271,6 +273,15 @@ impl Verifier {
         }
         Ok(())
     }
+}
+
+/// The SHA-256 of a token, under which it is remembered: short to keep, and
+/// no two tokens share it.
+fn fingerprint(token: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut fingerprint = [0u8; 32];
+    fingerprint.copy_from_slice(digest.as_ref());
+    fingerprint
 }
 
 fn decode_part<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, TokenError> {
