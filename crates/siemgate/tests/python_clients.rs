@@ -35,11 +35,12 @@ const PASSWORD: &str = "correct horse battery staple";
 /// A tenant with a SIEM app (and a redirect URI for the sign-in flow), a
 /// user, and the server.
 struct Setup {
-    env: Env,
     served: Served,
     tenant: String,
     client_id: String,
     secret: String,
+    /// The store's folder, removed after the server (declared before it) stops.
+    _env: Env,
 }
 
 impl Setup {
@@ -69,7 +70,7 @@ impl Setup {
             tenant,
             client_id: app["client_id"].as_str().unwrap().to_owned(),
             secret: app["client_secret"].as_str().unwrap().to_owned(),
-            env,
+            _env: env,
             served,
         }
     }
@@ -110,7 +111,8 @@ impl Setup {
     fn verifier(&self) -> Verifier {
         let ca = self.served.ca_file.as_ref().unwrap();
         let url = format!("{}/{}/discovery/v2.0/keys", self.served.https, self.tenant);
-        let out = Command::new("curl").arg("-sf").arg("--cacert").arg(ca).arg(&url).output().unwrap();
+        let out =
+            Command::new("curl").arg("-sf").arg("--cacert").arg(ca).arg(&url).output().unwrap();
         assert!(out.status.success(), "fetching {url} failed");
         let jwks: Value = serde_json::from_slice(&out.stdout).unwrap();
         let keys = jwks["keys"].as_array().unwrap().iter().map(|jwk| {
@@ -187,7 +189,8 @@ fn azure_identity_sync_and_async_credentials() {
     let host = s.served.https.trim_start_matches("https://");
     // The sync credential reads discovery through MSAL; the async one posts
     // straight to the tenant as given, here its domain.
-    for (flow, authority) in [("identity-sync", host), ("identity-async", s.served.https.as_str())] {
+    for (flow, authority) in [("identity-sync", host), ("identity-async", s.served.https.as_str())]
+    {
         let answer = s.run(&[flow, authority, DOMAIN, &s.client_id]);
         let claims = s.verify(&answer["access_token"]);
         assert_eq!(claims.tid, s.tenant, "{flow}");
@@ -205,7 +208,8 @@ fn libraries_report_azure_ads_codes_for_a_wrong_secret_and_an_unknown_tenant() {
     assert_eq!(answer["error"]["error_codes"][0], 7000215, "{answer}");
     assert_eq!(answer["error"]["error"], "invalid_client");
 
-    let (ok, answer) = s.try_run(&["adal", &s.authority("nowhere.example"), &s.client_id], &s.secret);
+    let (ok, answer) =
+        s.try_run(&["adal", &s.authority("nowhere.example"), &s.client_id], &s.secret);
     assert!(!ok);
     let message = answer["error"].as_str().unwrap();
     assert!(message.contains("AADSTS90002"), "{message}");

@@ -452,7 +452,10 @@ async fn an_authorization_code_is_spent_once_and_a_replay_revokes_its_tokens() {
     f.store.save_auth_code(issued.clone()).await.unwrap();
     f.store.save_refresh_token(refresh(client_id, alice.id, 9)).await.unwrap();
 
-    assert_eq!(f.store.redeem_auth_code(vec![1; 32]).await.unwrap(), CodeRedemption::Fresh(Box::new(issued)));
+    assert_eq!(
+        f.store.redeem_auth_code(vec![1; 32]).await.unwrap(),
+        CodeRedemption::Fresh(Box::new(issued))
+    );
     assert_eq!(f.store.redeem_auth_code(vec![1; 32]).await.unwrap(), CodeRedemption::Reused);
     assert_eq!(f.store.redeem_auth_code(vec![2; 32]).await.unwrap(), CodeRedemption::Unknown);
     assert_eq!(

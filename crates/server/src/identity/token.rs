@@ -147,8 +147,8 @@ async fn client_credentials(
 }
 
 /// A code from the sign-in page, for the tokens it stands for. The code is
-/// spent before anything else is checked, so a code presented with a wrong
-/// verifier or redirect URI cannot be tried again.
+/// spent before anything bound to it is checked, so a code presented with a
+/// wrong verifier or redirect URI cannot be tried again.
 async fn authorization_code(
     state: &AppState,
     tenant: &Tenant,
@@ -158,6 +158,13 @@ async fn authorization_code(
 ) -> Result<Response, AadError> {
     let app = authenticate(state, tenant, headers, form).await?;
     let code = form.get("code").ok_or_else(|| AadError::missing("code"))?;
+    // v1 names the audience here, not necessarily at /authorize, and Azure AD
+    // issues the token for the resource this request names.
+    let asked = match version {
+        Version::V1 => form.get("resource").map(|r| Requested::v1(r, &state.config().audiences)),
+        Version::V2 => None,
+    }
+    .transpose()?;
     let redeemed = state.store().redeem_auth_code(hash(code)).await.map_err(store_failed)?;
     let code = match redeemed {
         CodeRedemption::Fresh(code) => code,
@@ -183,7 +190,10 @@ async fn authorization_code(
         }
     }
     let user = signed_in_user(state, tenant, code.user).await?;
-    let requested = stored_request(state, &code.scope, &code.resource, version)?;
+    let requested = match asked {
+        Some(asked) => asked,
+        None => stored_request(state, &code.scope, &code.resource, version)?,
+    };
     delegated::respond(
         state,
         Delegation {
