@@ -4,6 +4,7 @@
 //! [`serve`] takes an already bound listener (plain or [`tls`]) and a shutdown signal, so tests
 //! start a real server on port 0 and stop it cleanly.
 
+pub mod api;
 pub mod bearer;
 mod html;
 pub mod identity;
@@ -37,6 +38,8 @@ pub struct ServerConfig {
     pub audiences: Vec<String>,
     /// How long an access token lives.
     pub token_lifetime_seconds: i64,
+    /// The largest `POST /api/detections` body taken.
+    pub ingest_limit_bytes: usize,
 }
 
 impl ServerConfig {
@@ -45,6 +48,7 @@ impl ServerConfig {
             public_url: public_url.trim_end_matches('/').to_owned(),
             audiences: DEFAULT_AUDIENCES.iter().map(|a| a.to_string()).collect(),
             token_lifetime_seconds: 3599,
+            ingest_limit_bytes: api::DEFAULT_INGEST_LIMIT,
         }
     }
 
@@ -124,6 +128,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(identity::routes())
+        .fallback(api::fallback)
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -51,7 +51,11 @@ async fn token(
     body: Bytes,
     version: Version,
 ) -> Response {
-    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    // Names are trimmed: the reference page's Bash script breaks its form
+    // over two lines inside quotes, which leaves spaces before `grant_type`.
+    let form: HashMap<String, String> = form_urlencoded::parse(&body)
+        .map(|(name, value)| (name.trim().to_owned(), value.into_owned()))
+        .collect();
     match grant(&state, &tenant, &headers, &form, version).await {
         Ok(response) => response,
         Err(e) => {
