@@ -8,6 +8,7 @@ pub mod bearer;
 mod html;
 pub mod identity;
 pub mod keyring;
+pub mod portal;
 mod throttle;
 pub mod tls;
 
@@ -124,6 +125,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(identity::routes())
+        .merge(portal::routes())
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
