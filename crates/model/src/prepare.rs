@@ -30,6 +30,9 @@ pub struct PrepareOptions {
 pub struct Prepared {
     pub full_id: String,
     pub alert_id: String,
+    /// The record's `DeviceID`: the producer's (lower-cased) or one derived
+    /// from `ComputerDnsName`; empty only when the record names no device.
+    pub device_id: String,
     /// `MachineGroup`, lower-cased, for case-insensitive matching.
     pub machine_group_key: String,
     /// Device tags lower-cased and wrapped as `;a;b;` so `;tag;` finds one.
@@ -117,6 +120,7 @@ pub fn prepare(mut d: Detection, options: &PrepareOptions) -> Result<Prepared, R
         cloud_tags_key: tag_key(&d.cloud_created_machine_tags),
         full_id: d.full_id,
         alert_id: d.alert_id,
+        device_id: d.device_id,
         kept_processed_time,
         head,
         tail,
@@ -317,6 +321,8 @@ mod tests {
         assert_eq!(v["MachineName"], "pc7");
         assert_eq!(v["MachineDomain"], "contoso.com");
         assert_eq!(v["DeviceID"].as_str().unwrap().len(), 40);
+        assert_eq!(v["DeviceID"], p.device_id);
+        assert_eq!(v["AlertId"], p.alert_id);
         assert_eq!(v["ExternalId"].as_str().unwrap().len(), 40);
         assert!(v["ReportID"].is_i64());
         assert_eq!(v["LastProcessedTimeUtc"], "2024-05-01T10:00:01Z");

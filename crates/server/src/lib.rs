@@ -9,6 +9,7 @@ pub mod bearer;
 mod html;
 pub mod identity;
 pub mod keyring;
+pub mod portal;
 mod throttle;
 pub mod tls;
 
@@ -128,6 +129,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .merge(identity::routes())
+        .merge(portal::routes())
         .fallback(api::fallback)
         .layer(tower_http::compression::CompressionLayer::new())
         .layer(tower_http::trace::TraceLayer::new_for_http())

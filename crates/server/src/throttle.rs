@@ -1,6 +1,7 @@
-//! Failed client authentications, counted per client id so that guessing a
-//! secret is slowed to a crawl: after `MAX_FAILURES` within `WINDOW`, the
-//! client id is refused with 429 until the window has passed.
+//! Failed authentications, counted per client id (secrets) and per tenant
+//! user (passwords, from every sign-in page alike) so that guessing is
+//! slowed to a crawl: after `MAX_FAILURES` within `WINDOW`, the key is
+//! refused with 429 until the window has passed.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,6 +12,11 @@ const WINDOW: Duration = Duration::from_secs(60);
 
 /// Client ids remembered at most; past this, entries whose window has passed go.
 const MAX_TRACKED: usize = 10_000;
+
+/// The key under which a tenant user's failed sign-ins are counted.
+pub fn user_key(tenant: uuid::Uuid, username: &str) -> String {
+    format!("user:{tenant}:{}", username.trim().to_lowercase())
+}
 
 #[derive(Debug, Default)]
 pub struct Failures {

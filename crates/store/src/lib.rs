@@ -89,6 +89,19 @@ pub struct IngestReport {
     pub processed: Option<Timestamp>,
 }
 
+/// One alert of a device, as the device's alert list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAlert {
+    pub alert_id: String,
+    /// How many detections the alert has.
+    pub detections: u64,
+    /// The newest `LastProcessedTimeUtc` among them.
+    pub latest: Timestamp,
+    /// The stored JSON of one of its detections (title, severity and times
+    /// are the alert's, whichever it is).
+    pub body: Vec<u8>,
+}
+
 /// The storage behind siemgate. Every method is safe to call concurrently.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
@@ -120,6 +133,25 @@ pub trait Store: Send + Sync + fmt::Debug {
         query: &AlertsQuery,
         framing: Framing,
     ) -> Result<DetectionStream, StoreError>;
+
+    /// The stored JSON of every detection of the tenant's alert `alert_id`,
+    /// by `AlertPart`, then `FullId`. Empty when the tenant has no such
+    /// alert, whether or not another tenant has one.
+    async fn alert_detections(
+        &self,
+        tenant: Uuid,
+        alert_id: &str,
+    ) -> Result<Vec<Vec<u8>>, StoreError>;
+
+    /// The tenant's alerts on the device `device_id` (its `DeviceID`), at
+    /// most `limit`, the most recently processed first. Empty for an empty
+    /// `device_id`: records that name no device are not one device.
+    async fn device_alerts(
+        &self,
+        tenant: Uuid,
+        device_id: &str,
+        limit: usize,
+    ) -> Result<Vec<DeviceAlert>, StoreError>;
 
     /// Removes every tenant's detections processed before `cutoff`; returns how many.
     async fn purge_before(&self, cutoff: Timestamp) -> Result<u64, StoreError>;

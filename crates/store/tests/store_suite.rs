@@ -203,6 +203,80 @@ async fn tenants_never_see_each_others_detections() {
     assert_eq!(theirs.len(), 2, "the same FullId in another tenant is not a duplicate");
 }
 
+/// Indicator `part` of alert `alert_id`, raised on the machine `device`.
+fn indicator(alert_id: &str, part: u32, device: &str) -> Prepared {
+    let d = Detection {
+        alert_time: Some(t("2024-05-01T09:00:00Z")),
+        alert_title: format!("alert {alert_id}"),
+        severity: "High".into(),
+        alert_id: alert_id.into(),
+        alert_part: part,
+        file_name: format!("part{part}.exe"),
+        computer_dns_name: format!("{device}.contoso.com"),
+        ..Detection::default()
+    };
+    let options =
+        PrepareOptions { portal_url: "https://gate.test".into(), keep_processed_time: false };
+    prepare(d, &options).unwrap()
+}
+
+fn parsed(bodies: &[Vec<u8>]) -> Vec<serde_json::Value> {
+    bodies.iter().map(|b| serde_json::from_slice(b).unwrap()).collect()
+}
+
+const ALERT_A: &str = "da638501004000000000_1";
+const ALERT_B: &str = "da638501004000000000_2";
+const ALERT_C: &str = "da638501004000000000_3";
+
+#[tokio::test]
+async fn an_alerts_detections_come_by_part_and_only_to_their_tenant() {
+    let f = Fixture::sqlite().await;
+    let batch = vec![indicator(ALERT_A, 2, "pc1"), indicator(ALERT_A, 0, "pc1")];
+    f.ingest_at("2024-05-01T10:00:00Z", batch).await;
+    f.ingest_at("2024-05-01T10:01:00Z", vec![indicator(ALERT_A, 1, "pc1")]).await;
+    f.ingest_at("2024-05-01T10:02:00Z", vec![indicator(ALERT_B, 0, "pc1")]).await;
+
+    let rows = parsed(&f.store.alert_detections(f.tenant, ALERT_A).await.unwrap());
+    let parts: Vec<_> = rows.iter().map(|r| r["AlertPart"].as_u64().unwrap()).collect();
+    assert_eq!(parts, [0, 1, 2]);
+    assert!(rows.iter().all(|r| r["AlertId"] == ALERT_A));
+    assert_eq!(rows[1]["LinkToWDATP"], format!("https://gate.test/alert/{ALERT_A}"));
+
+    let other = add_tenant(&*f.store, "fabrikam").await;
+    assert!(f.store.alert_detections(other, ALERT_A).await.unwrap().is_empty());
+    assert!(f.store.alert_detections(f.tenant, ALERT_C).await.unwrap().is_empty());
+    assert!(f.store.alert_detections(f.tenant, "").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_devices_alerts_come_newest_first_bounded_and_per_tenant() {
+    let f = Fixture::sqlite().await;
+    f.ingest_at("2024-05-01T10:00:00Z", vec![indicator(ALERT_A, 0, "pc1")]).await;
+    f.ingest_at("2024-05-01T10:01:00Z", vec![indicator(ALERT_B, 0, "pc1")]).await;
+    f.ingest_at("2024-05-01T10:02:00Z", vec![indicator(ALERT_C, 0, "pc2")]).await;
+    f.ingest_at("2024-05-01T10:03:00Z", vec![indicator(ALERT_A, 1, "pc1")]).await;
+    let device = indicator(ALERT_A, 0, "pc1").device_id;
+
+    let alerts = f.store.device_alerts(f.tenant, &device, 10).await.unwrap();
+    let ids: Vec<&str> = alerts.iter().map(|a| a.alert_id.as_str()).collect();
+    assert_eq!(ids, [ALERT_A, ALERT_B], "A has the newest detection; C is another device's");
+    assert_eq!(alerts[0].detections, 2);
+    assert_eq!(alerts[0].latest, t("2024-05-01T10:03:00Z"));
+    let body: serde_json::Value = serde_json::from_slice(&alerts[0].body).unwrap();
+    assert_eq!(
+        (body["AlertId"].as_str(), body["DeviceID"].as_str()),
+        (Some(ALERT_A), Some(&*device))
+    );
+
+    let newest = f.store.device_alerts(f.tenant, &device, 1).await.unwrap();
+    assert_eq!(newest.len(), 1);
+    assert_eq!(newest[0].alert_id, ALERT_A);
+
+    let other = add_tenant(&*f.store, "fabrikam").await;
+    assert!(f.store.device_alerts(other, &device, 10).await.unwrap().is_empty());
+    assert!(f.store.device_alerts(f.tenant, "", 10).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn processed_time_never_goes_back_when_the_clock_does() {
     let f = Fixture::sqlite().await;

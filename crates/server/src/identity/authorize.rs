@@ -8,10 +8,7 @@
 //! to an unchecked URI would make the server an open redirector); once both
 //! are known, back to the app as `error` and `error_description`.
 //!
-//! The form is protected from cross-site submission by a double-submitted
-//! token: a random value in a `SameSite=Strict`, `HttpOnly` cookie and the
-//! same value in a hidden field. Another site can neither read the cookie
-//! nor make the browser send it.
+//! The form carries the anti-forgery token of [`crate::html`].
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -22,23 +19,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use siemgate_identity::grant::{ChallengeMethod, OneTime};
 use siemgate_identity::password::{hash_password, verify_password};
-use siemgate_identity::secret::constant_time_eq;
 use siemgate_model::Span;
 use siemgate_store::{App, AuthCode, Sealed, Tenant, User};
 
 use super::error::AadError;
 use super::scope::Requested;
 use super::{Version, resolve_tenant};
-use crate::html::{document, escape, page};
-use crate::{AppState, now};
+use crate::html::{self, document, escape, page};
+use crate::{AppState, now, throttle};
 
 /// How long a code may wait to be redeemed. Azure AD allows ten minutes.
 const CODE_LIFETIME: Span = Span::from_seconds(600);
-
-const CSRF_COOKIE: &str = "siemgate_csrf";
-
-/// How long the sign-in form may stay open.
-const CSRF_MAX_AGE_SECONDS: u32 = 1800;
 
 /// The authorize parameters a sign-in carries from the page to its `POST`.
 const CARRIED: [&str; 11] = [
@@ -131,8 +122,7 @@ async fn page_get(
         });
     }
     let login_hint = params.get("login_hint").map(String::as_str).unwrap_or("");
-    let csrf = csrf_cookie(&headers).map_or_else(new_csrf_token, Ok);
-    match csrf {
+    match html::form_token_or_new(&headers).map_err(|_| AadError::internal()) {
         Ok(csrf) => {
             form_page(&state, &checked, &params, &csrf, login_hint, None, StatusCode::OK, version)
         }
@@ -158,10 +148,7 @@ async fn sign_in(
     };
 
     let presented = form.get("csrf").map(String::as_str).unwrap_or("");
-    let cookie = csrf_cookie(&headers);
-    let genuine =
-        cookie.as_deref().is_some_and(|c| constant_time_eq(c.as_bytes(), presented.as_bytes()));
-    if !genuine {
+    if !html::form_token_matches(&headers, presented) {
         return match new_csrf_token() {
             Ok(fresh) => again(
                 "This sign-in form has expired or was not opened in this browser. Enter your \
@@ -173,7 +160,7 @@ async fn sign_in(
         };
     }
 
-    let throttle_key = format!("user:{}:{}", checked.tenant.id, username.to_lowercase());
+    let throttle_key = throttle::user_key(checked.tenant.id, username);
     if let Some(wait) = state.failures().blocked(&throttle_key) {
         let message = AadError::user_locked(wait);
         return again(message.description(), StatusCode::TOO_MANY_REQUESTS, presented);
@@ -313,7 +300,7 @@ fn loopback(uri: &str) -> Option<(String, String)> {
 
 /// The user with `username` and `password`, or `None`. An unknown name
 /// costs as much as a wrong password, so timing does not tell them apart.
-async fn authenticate_user(
+pub(crate) async fn authenticate_user(
     state: &AppState,
     tenant: &Tenant,
     username: &str,
@@ -455,33 +442,12 @@ fn form_page(
         username = escape(username),
     );
     let mut response = page(status, document("Sign in", &main));
-    let secure = if state.config().public_url.starts_with("https://") { "; Secure" } else { "" };
-    let cookie = format!(
-        "{CSRF_COOKIE}={csrf}; Path=/; Max-Age={CSRF_MAX_AGE_SECONDS}; HttpOnly; SameSite=Strict{secure}"
-    );
-    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, cookie);
-    }
+    html::set_form_token(&mut response, csrf, state.config().public_url.starts_with("https://"));
     response
 }
 
-/// The anti-forgery token from the request's cookie, if it has a well-formed one.
-fn csrf_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == CSRF_COOKIE)
-        .map(|(_, value)| value.to_owned())
-        .filter(|v| {
-            v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
-        })
-}
-
 fn new_csrf_token() -> Result<String, AadError> {
-    OneTime::generate().map(|t| t.text).map_err(|_| AadError::internal())
+    html::new_form_token().map_err(|_| AadError::internal())
 }
 
 fn parse_form(bytes: &[u8]) -> HashMap<String, String> {

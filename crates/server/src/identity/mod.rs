@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use siemgate_store::{Tenant, TenantState};
 
 use crate::AppState;
+pub(crate) use authorize::authenticate_user;
 use error::AadError;
 
 /// Which generation of Azure AD's endpoints a request came to. v1 names the

@@ -5,6 +5,7 @@
 //! their own connections from a small pool and, thanks to WAL, never wait
 //! for the writer. All SQLite calls run on tokio's blocking threads.
 
+mod alerts;
 mod grants;
 mod principals;
 mod schema;
@@ -22,8 +23,8 @@ use uuid::Uuid;
 
 use crate::stream::{ChunkWriter, DetectionStream, Framing};
 use crate::{
-    App, AppSecret, AuthCode, CodeRedemption, IngestReport, NewApp, NewTenant, RefreshGrant,
-    Sealed, Store, StoreError, StoredKey, Tenant, TenantState, User,
+    App, AppSecret, AuthCode, CodeRedemption, DeviceAlert, IngestReport, NewApp, NewTenant,
+    RefreshGrant, Sealed, Store, StoreError, StoredKey, Tenant, TenantState, User,
 };
 
 /// Where the store reads the time it stamps on detections.
@@ -391,8 +392,9 @@ impl Store for SqliteStore {
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO detections
-                        (tenant_key, full_id, processed, machine_group, device_tags, cloud_tags, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                        (tenant_key, full_id, processed, machine_group, device_tags, cloud_tags,
+                         body, alert_id, device_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                      ON CONFLICT (tenant_key, full_id) DO NOTHING",
                 )?;
                 for detection in &batch {
@@ -410,6 +412,8 @@ impl Store for SqliteStore {
                         detection.device_tags_key,
                         detection.cloud_tags_key,
                         body,
+                        detection.alert_id,
+                        detection.device_id,
                     ])?;
                     if inserted == 1 {
                         report.stored += 1;
@@ -420,7 +424,10 @@ impl Store for SqliteStore {
                 }
             }
             if stamped {
-                tx.execute("UPDATE store_meta SET value = ?1 WHERE key = 'last_processed'", [stamp])?;
+                tx.execute(
+                    "UPDATE store_meta SET value = ?1 WHERE key = 'last_processed'",
+                    [stamp],
+                )?;
                 report.processed = Some(live_time);
             }
             tx.commit()?;
@@ -461,6 +468,35 @@ impl Store for SqliteStore {
             }
         });
         Ok(stream)
+    }
+
+    async fn alert_detections(
+        &self,
+        tenant: Uuid,
+        alert_id: &str,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let alert_id = alert_id.to_owned();
+        self.blocking(move |inner| {
+            inner.read(|conn| {
+                alerts::alert_detections(conn, inner.tenant_key(conn, tenant)?, &alert_id)
+            })
+        })
+        .await
+    }
+
+    async fn device_alerts(
+        &self,
+        tenant: Uuid,
+        device_id: &str,
+        limit: usize,
+    ) -> Result<Vec<DeviceAlert>, StoreError> {
+        let device_id = device_id.to_owned();
+        self.blocking(move |inner| {
+            inner.read(|conn| {
+                alerts::device_alerts(conn, inner.tenant_key(conn, tenant)?, &device_id, limit)
+            })
+        })
+        .await
     }
 
     async fn purge_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
