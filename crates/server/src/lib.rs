@@ -1,5 +1,6 @@
-//! siemgate's HTTP side. The identity provider is served today; the SIEM API
-//! and the portal pages join it on the same router.
+//! siemgate's HTTP side: the identity provider, the SIEM API, the portal
+//! pages and the operator's endpoints (health, readiness, metrics, OpenAPI),
+//! on one router.
 //!
 //! [`serve`] takes an already bound listener (plain or [`tls`]) and a shutdown signal, so tests
 //! start a real server on port 0 and stop it cleanly.
@@ -9,7 +10,11 @@ pub mod bearer;
 mod html;
 pub mod identity;
 pub mod keyring;
+pub mod metrics;
+mod observe;
+mod openapi;
 pub mod portal;
+mod rate_limit;
 mod throttle;
 pub mod tls;
 
@@ -17,6 +22,8 @@ use std::future::Future;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use siemgate_identity::Verifier;
 use siemgate_model::{Span, Timestamp};
@@ -41,6 +48,8 @@ pub struct ServerConfig {
     pub token_lifetime_seconds: i64,
     /// The largest `POST /api/detections` body taken.
     pub ingest_limit_bytes: usize,
+    /// Requests a second each app may make to the SIEM API; `None` for no limit.
+    pub rate_limit_per_app: Option<f64>,
 }
 
 impl ServerConfig {
@@ -50,6 +59,7 @@ impl ServerConfig {
             audiences: DEFAULT_AUDIENCES.iter().map(|a| a.to_string()).collect(),
             token_lifetime_seconds: 3599,
             ingest_limit_bytes: api::DEFAULT_INGEST_LIMIT,
+            rate_limit_per_app: None,
         }
     }
 
@@ -73,6 +83,10 @@ struct Shared {
     verifier: RwLock<Verifier>,
     config: ServerConfig,
     failures: throttle::Failures,
+    metrics: metrics::Metrics,
+    rate_limit: Option<rate_limit::RateLimit>,
+    /// `/openapi.json`, rendered once.
+    openapi: bytes::Bytes,
 }
 
 /// How far the clocks of this server and of the servers sharing its store
@@ -88,7 +102,21 @@ impl AppState {
             &config.public_url,
             CLOCK_SKEW_SECONDS,
         ));
-        AppState { inner: Arc::new(Shared { store, keyring, verifier, config, failures }) }
+        let rate_limit = config.rate_limit_per_app.map(rate_limit::RateLimit::new);
+        let openapi = serde_json::to_vec_pretty(&openapi::document(&config.public_url))
+            .unwrap_or_default()
+            .into();
+        let shared = Shared {
+            store,
+            keyring,
+            verifier,
+            config,
+            failures,
+            metrics: metrics::Metrics::default(),
+            rate_limit,
+            openapi,
+        };
+        AppState { inner: Arc::new(shared) }
     }
 
     /// Reads the signing keys from the store again and verifies with the
@@ -122,18 +150,52 @@ impl AppState {
     fn failures(&self) -> &throttle::Failures {
         &self.inner.failures
     }
+
+    /// This process's counters, as `/metrics` reports them.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// Takes one request from `client`'s allowance; the wait when it is spent.
+    fn rate_limited(&self, client: &str) -> Option<std::time::Duration> {
+        let limit = self.inner.rate_limit.as_ref()?;
+        limit.take(client, std::time::Instant::now()).err()
+    }
 }
 
 /// Every route of the server.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .merge(identity::routes())
         .merge(portal::routes())
         .fallback(api::fallback)
         .layer(tower_http::compression::CompressionLayer::new())
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe::observe))
         .with_state(state)
+}
+
+/// `ready` while the store answers; a load balancer sends no traffic otherwise.
+async fn ready(state: axum::extract::State<AppState>) -> impl IntoResponse {
+    match state.store().ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::error!(error = %e, "the store does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "the store does not answer")
+        }
+    }
+}
+
+async fn metrics(state: axum::extract::State<AppState>) -> impl IntoResponse {
+    let content_type = "text/plain; version=0.0.4; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], state.metrics().render())
+}
+
+async fn openapi(state: axum::extract::State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], state.inner.openapi.clone())
 }
 
 /// Serves `state` on `listener` (a [`tokio::net::TcpListener`] for plain HTTP, a

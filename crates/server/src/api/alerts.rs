@@ -24,8 +24,7 @@ pub async fn get(state: AppState, request: Request<Body>) -> Response {
 }
 
 async fn answer(state: &AppState, request: &Parts) -> Result<Response, ApiError> {
-    let caller = state.authenticate(&request.headers).await?;
-    super::require_role(&caller, roles::SIEM_READ, "read detections")?;
+    let caller = super::admit(state, &request.headers, roles::SIEM_READ, "read detections").await?;
     let raw = request.uri.query().unwrap_or_default();
     let query = AlertsQuery::from_pairs(form_urlencoded::parse(raw.as_bytes()), now())
         .map_err(|e| ApiError::BadParameter(e.to_string()))?;
@@ -36,11 +35,17 @@ async fn answer(state: &AppState, request: &Parts) -> Result<Response, ApiError>
         })?;
     // A store failure mid-body ends the response early; the client sees
     // an incomplete array, never a wrong one.
-    let body = stream.map(|chunk| {
-        chunk.map(|c| c.bytes).map_err(|e| {
-            tracing::error!(error = %e, "a window failed mid-stream");
-            std::io::Error::other(e.to_string())
-        })
+    let counted = state.clone();
+    let body = stream.map(move |chunk| {
+        chunk
+            .map(|c| {
+                counted.metrics().served(c.detections as u64);
+                c.bytes
+            })
+            .map_err(|e| {
+                tracing::error!(error = %e, "a window failed mid-stream");
+                std::io::Error::other(e.to_string())
+            })
     });
     let mut response = Body::from_stream(body).into_response();
     response

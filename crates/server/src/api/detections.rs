@@ -22,8 +22,7 @@ pub async fn post(state: AppState, request: Request<Body>) -> Response {
 }
 
 async fn answer(state: &AppState, request: Request<Body>) -> Result<Response, ApiError> {
-    let caller = state.authenticate(request.headers()).await?;
-    super::require_role(&caller, roles::INGEST, "send detections")?;
+    let caller = super::admit(state, request.headers(), roles::INGEST, "send detections").await?;
     let limit = state.config().ingest_limit_bytes;
     let body = axum::body::to_bytes(request.into_body(), limit).await.map_err(|_| {
         ApiError::TooLarge(format!(
@@ -48,6 +47,7 @@ async fn answer(state: &AppState, request: Request<Body>) -> Result<Response, Ap
         tracing::error!(error = %e, "storing a batch failed");
         ApiError::Internal
     })?;
+    state.metrics().stored(report.stored, report.duplicates);
     tracing::info!(
         tenant = %caller.tenant.id, received = count, stored = report.stored,
         duplicates = report.duplicates, "ingested"

@@ -3,7 +3,7 @@
 //! A 5xx says little; the log holds the cause.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::bearer::BearerError;
@@ -24,6 +24,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    #[error("this app's rate limit is spent; retry after {} s", retry_seconds(.0))]
+    RateLimited(std::time::Duration),
     #[error("the server failed to answer; its log says why")]
     Internal,
 }
@@ -37,6 +39,7 @@ impl ApiError {
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -51,6 +54,7 @@ impl ApiError {
             ApiError::TooLarge(_) => "PayloadTooLarge",
             ApiError::NotFound(_) => "NotFound",
             ApiError::MethodNotAllowed(_) => "MethodNotAllowed",
+            ApiError::RateLimited(_) => "TooManyRequests",
             ApiError::Internal => "InternalServerError",
         }
     }
@@ -64,6 +68,15 @@ impl IntoResponse for ApiError {
         }
         let body =
             serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } });
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if let ApiError::RateLimited(wait) = self {
+            response.headers_mut().insert(header::RETRY_AFTER, retry_seconds(&wait).into());
+        }
+        response
     }
+}
+
+/// Whole seconds to wait, rounded up: `Retry-After` takes no fractions.
+fn retry_seconds(wait: &std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }

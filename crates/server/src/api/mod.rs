@@ -12,7 +12,7 @@ pub mod error;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::Method;
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
@@ -21,6 +21,15 @@ use error::ApiError;
 
 /// The largest `POST /api/detections` body taken, by default.
 pub const DEFAULT_INGEST_LIMIT: usize = 32 * 1024 * 1024;
+
+/// The API route a path names in any of its spellings, for logs and metrics.
+pub fn route_name(path: &str) -> Option<&'static str> {
+    match path.trim_end_matches('/').to_ascii_lowercase().as_str() {
+        "/api/alerts" | "/api/alert" => Some("/api/alerts"),
+        "/api/detections" => Some("/api/detections"),
+        _ => None,
+    }
+}
 
 /// Dispatches a request no other route matched: the API's paths in any
 /// spelling, and a JSON 404 for everything else.
@@ -44,6 +53,26 @@ pub async fn fallback(State(state): State<AppState>, request: Request<Body>) -> 
         ))
         .into_response(),
     }
+}
+
+/// The caller of an API request, once its token checks out, it holds
+/// `role`, and its app is within its rate limit. The caller's tenant and app
+/// go on the request's span.
+async fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    role: &str,
+    to: &str,
+) -> Result<Caller, ApiError> {
+    let caller = state.authenticate(headers).await?;
+    let client = caller.claims.client_id().unwrap_or(&caller.claims.oid).to_owned();
+    crate::observe::record_caller(&caller.tenant.id.to_string(), &client);
+    require_role(&caller, role, to)?;
+    if let Some(wait) = state.rate_limited(&client) {
+        state.metrics().rate_limited();
+        return Err(ApiError::RateLimited(wait));
+    }
+    Ok(caller)
 }
 
 /// Refuses a caller whose token lacks application role `role`, saying how

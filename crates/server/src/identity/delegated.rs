@@ -68,6 +68,7 @@ pub async fn respond(state: &AppState, d: Delegation<'_>) -> Result<Response, Aa
         AadError::internal()
     };
     let access_token = issue(&signer, &claims).map_err(signing_failed)?;
+    state.metrics().token_issued();
 
     let id_token = if v1 || d.requested.wants("openid") {
         let id = IdClaims {

@@ -403,6 +403,7 @@ fn issue_token(
         tracing::error!(error = %e, "signing a token failed");
         AadError::internal()
     })?;
+    state.metrics().token_issued();
     tracing::info!(tenant = %tenant.id, app = %app.client_id, "issued a token");
     let body = match version {
         Version::V1 => serde_json::json!({
