@@ -13,7 +13,7 @@ pub struct Cli {
     pub command: Command,
 
     /// The store: a SQLite file path, or `memory` for one that vanishes on exit
-    /// [default: siemgate.db; for `demo`, memory].
+    /// [default: siemgate.db; for `demo` and `serve --demo`, memory].
     #[arg(long, short = 'd', global = true, env = "SIEMGATE_DATABASE", value_name = "DATABASE")]
     pub database: Option<String>,
 
@@ -37,7 +37,7 @@ pub const DEFAULT_DATABASE: &str = "siemgate.db";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server over HTTPS: the identity provider's sign-in, token, discovery and key endpoints.
+    /// Run the server over HTTPS: the SIEM API, its identity provider and portal pages.
     Serve(ServeArgs),
     /// Create a demo tenant full of simulated detections and show a few.
     Demo(DemoArgs),
@@ -236,9 +236,13 @@ pub struct KeysListArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on for HTTPS; port 0 picks a free port.
-    #[arg(long, env = "SIEMGATE_HTTPS", default_value = "127.0.0.1:8443")]
-    pub https: std::net::SocketAddr,
+    /// A TOML file of settings (keys as the flags' long names, with `_` for
+    /// `-`); a flag or environment variable wins over the file.
+    #[arg(long, env = "SIEMGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on for HTTPS; port 0 picks a free port [default: 127.0.0.1:8443].
+    #[arg(long, env = "SIEMGATE_HTTPS")]
+    pub https: Option<std::net::SocketAddr>,
     /// Also listen for plain HTTP on this address, for scripts (Microsoft's
     /// auth libraries refuse anything but HTTPS).
     #[arg(long, env = "SIEMGATE_HTTP")]
@@ -263,6 +267,25 @@ pub struct ServeArgs {
     /// discovery documents and v2 token issuers are built from it.
     #[arg(long, env = "SIEMGATE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Delete detections processed longer ago than this (ISO 8601, such as
+    /// P30D), checked every hour in the background; default: keep everything.
+    #[arg(long, env = "SIEMGATE_RETENTION", value_parser = parse_span)]
+    pub retention: Option<siemgate_model::Span>,
+    /// Requests a second each app may make to the SIEM API, bursts of one
+    /// second's worth allowed; more are answered 429 with Retry-After.
+    #[arg(long, env = "SIEMGATE_RATE_LIMIT", value_name = "PER_SECOND")]
+    pub rate_limit: Option<f64>,
+    /// The largest POST /api/detections body taken, in bytes [default: 33554432].
+    #[arg(long, env = "SIEMGATE_MAX_INGEST_BYTES", value_name = "BYTES")]
+    pub max_ingest_bytes: Option<usize>,
+    /// Demo mode: a tenant, an app, a user and simulated detections flowing,
+    /// in a store that vanishes on exit unless --database names one; prints
+    /// the credentials and ready curl lines.
+    #[arg(long)]
+    pub demo: bool,
+    /// In demo mode, simulated detections per second.
+    #[arg(long, default_value_t = 2.0, requires = "demo")]
+    pub demo_rate: f64,
 }
 
 #[derive(Debug, Args)]

@@ -7,6 +7,7 @@ mod ingest;
 mod keys;
 mod purge;
 mod serve;
+mod serve_demo;
 mod simulate;
 mod tenant;
 mod user;
@@ -23,7 +24,7 @@ use crate::cli::{Command, DEFAULT_DATABASE};
 pub async fn run(command: Command, database: Option<String>) -> anyhow::Result<()> {
     let store = database.as_deref().unwrap_or(DEFAULT_DATABASE);
     match command {
-        Command::Serve(args) => serve::run(args, store).await,
+        Command::Serve(args) => serve::run(args, database.as_deref()).await,
         Command::Demo(args) => demo::run(args, database.as_deref()).await,
         Command::Ingest(args) => ingest::run(args, store).await,
         Command::Simulate(args) => simulate::run(args, store).await,

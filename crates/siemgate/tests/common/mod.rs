@@ -114,6 +114,23 @@ pub struct Served {
     pub http: Option<String>,
     /// The generated CA's file, when the certificate was generated.
     pub ca_file: Option<PathBuf>,
+    /// Every line printed before `ready`.
+    pub printed: Vec<String>,
+    /// Where the server's standard error (its log) goes.
+    pub log: PathBuf,
+}
+
+impl Served {
+    /// What the server has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    }
 }
 
 impl Drop for Served {
@@ -130,16 +147,21 @@ impl Env {
         use std::io::BufRead;
         let mut args = vec!["serve", "--https", "127.0.0.1:0"];
         args.extend_from_slice(extra);
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = self.dir.path().join(format!("serve-{n}.log"));
         let mut child = self
             .command(&args)
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
         let (mut https, mut http, mut ca_file) = (None, None, None);
+        let mut printed = Vec::new();
         for line in lines.by_ref() {
             let line = line.unwrap();
+            printed.push(line.clone());
             let word = |n: usize| line.split_whitespace().nth(n).unwrap_or_default().to_owned();
             if line.starts_with("listening on https://") {
                 https = Some(word(2));
@@ -151,7 +173,10 @@ impl Env {
                 break;
             }
         }
-        let https = https.unwrap_or_else(|| panic!("siemgate serve {args:?} printed no address"));
-        Served { child, https, http, ca_file }
+        let https = https.unwrap_or_else(|| {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("siemgate serve {args:?} printed no address; its log:\n{log}")
+        });
+        Served { child, https, http, ca_file, printed, log }
     }
 }
