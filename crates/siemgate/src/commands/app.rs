@@ -60,7 +60,7 @@ fn role(name: &str) -> anyhow::Result<&'static str> {
 }
 
 /// A fresh secret to store, and its text to show once.
-fn new_secret(days: u32) -> anyhow::Result<(AppSecret, String)> {
+pub(super) fn new_secret(days: u32) -> anyhow::Result<(AppSecret, String)> {
     let drawn = generate_secret()?;
     let created = now();
     let secret = AppSecret {

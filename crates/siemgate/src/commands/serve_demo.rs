@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use siemgate_identity::grant::OneTime;
 use siemgate_identity::password::hash_password;
-use siemgate_identity::{generate_secret, roles};
+use siemgate_identity::roles;
 use siemgate_model::prepare::prepare;
 use siemgate_model::{PrepareOptions, Prepared, Span, Timestamp};
 use siemgate_simulate::{FleetOptions, Simulator};
-use siemgate_store::{AppSecret, NewApp, NewTenant, Sealed, Store, Tenant, User};
+use siemgate_store::{NewApp, NewTenant, Sealed, Store, Tenant, User};
 use uuid::Uuid;
 
 use super::now;
@@ -57,15 +57,7 @@ pub async fn prepare_demo(store: &dyn Store, public_url: &str) -> anyhow::Result
 }
 
 async fn demo_app(store: &dyn Store, tenant: &Tenant) -> anyhow::Result<(Uuid, String)> {
-    let drawn = generate_secret()?;
-    let created = now();
-    let secret = AppSecret {
-        id: Uuid::new_v4(),
-        hash: Sealed(drawn.hash.as_bytes().to_vec()),
-        hint: drawn.hint,
-        created,
-        expires: created.add_ticks(Span::from_hours(30 * 24).ticks()),
-    };
+    let (secret, text) = super::app::new_secret(30)?;
     let existing = store.apps(Some(tenant.id)).await?.into_iter().find(|a| a.name == APP);
     let client_id = match existing {
         Some(app) => {
@@ -84,7 +76,7 @@ async fn demo_app(store: &dyn Store, tenant: &Tenant) -> anyhow::Result<(Uuid, S
             store.create_app(app).await?.client_id
         }
     };
-    Ok((client_id, drawn.text))
+    Ok((client_id, text))
 }
 
 async fn demo_user(store: &dyn Store, tenant: &Tenant) -> anyhow::Result<String> {
