@@ -39,8 +39,11 @@ const BASELINE_SCHEMA: &str = "
     CREATE TABLE detections (
         tenant_key INTEGER NOT NULL, full_id TEXT NOT NULL, processed INTEGER NOT NULL,
         machine_group TEXT NOT NULL, device_tags TEXT NOT NULL, cloud_tags TEXT NOT NULL,
-        body BLOB NOT NULL, UNIQUE (tenant_key, full_id));
-    CREATE INDEX detections_by_window ON detections (tenant_key, processed, full_id);";
+        body BLOB NOT NULL, alert_id TEXT NOT NULL, device_id TEXT NOT NULL,
+        UNIQUE (tenant_key, full_id));
+    CREATE INDEX detections_by_window ON detections (tenant_key, processed, full_id);
+    CREATE INDEX detections_by_alert ON detections (tenant_key, alert_id);
+    CREATE INDEX detections_by_device ON detections (tenant_key, device_id, processed);";
 
 pub async fn run(args: StoreBench) -> anyhow::Result<bool> {
     anyhow::ensure!(
@@ -142,6 +145,8 @@ struct Row {
     device_tags: String,
     cloud_tags: String,
     body: Vec<u8>,
+    alert_id: String,
+    device_id: String,
 }
 
 impl Row {
@@ -153,6 +158,8 @@ impl Row {
             device_tags: p.device_tags_key.clone(),
             cloud_tags: p.cloud_tags_key.clone(),
             body: p.render(stamp),
+            alert_id: p.alert_id.clone(),
+            device_id: p.device_id.clone(),
         }
     }
 }
@@ -162,7 +169,7 @@ fn plain_insert(conn: &Connection, rows: &[Row]) -> anyhow::Result<Duration> {
     let tx = conn.unchecked_transaction()?;
     {
         let mut insert =
-            tx.prepare_cached("INSERT INTO detections VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)")?;
+            tx.prepare_cached("INSERT INTO detections VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?;
         for r in rows {
             insert.execute(params![
                 r.full_id,
@@ -170,7 +177,9 @@ fn plain_insert(conn: &Connection, rows: &[Row]) -> anyhow::Result<Duration> {
                 r.group,
                 r.device_tags,
                 r.cloud_tags,
-                r.body
+                r.body,
+                r.alert_id,
+                r.device_id
             ])?;
         }
     }
