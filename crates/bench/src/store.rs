@@ -90,10 +90,8 @@ async fn ingest(
     baseline: &Connection,
     report: &mut Report,
 ) -> anyhow::Result<Vec<Timestamp>> {
-    let mut simulator =
-        Simulator::new(2024, FleetOptions { devices: 500, ..FleetOptions::default() });
-    let options =
-        PrepareOptions { portal_url: "https://localhost:8443".into(), keep_processed_time: false };
+    let mut simulator = simulator();
+    let options = prepare_options();
     let end = Timestamp::parse("2024-05-01T12:00:00Z")?;
     let batches = args.detections / args.batch;
     let step = 86_400 * 10_000_000 / batches as i64;
@@ -135,6 +133,16 @@ async fn ingest(
         human(n / prep.as_secs_f64())
     ));
     Ok(stamps)
+}
+
+/// The simulated fleet every benchmark fills its store from.
+pub fn simulator() -> Simulator {
+    Simulator::new(2024, FleetOptions { devices: 500, ..FleetOptions::default() })
+}
+
+/// How simulated detections are checked and rendered for the store.
+pub fn prepare_options() -> PrepareOptions {
+    PrepareOptions { portal_url: "https://localhost:8443".into(), keep_processed_time: false }
 }
 
 /// One row as the baseline inserts it.
@@ -233,7 +241,7 @@ async fn newest_20(
 }
 
 /// Reads a stream to its end; returns the detections and bytes it carried.
-async fn drain(mut stream: siemgate_store::DetectionStream) -> anyhow::Result<(usize, usize)> {
+pub async fn drain(mut stream: siemgate_store::DetectionStream) -> anyhow::Result<(usize, usize)> {
     let (mut rows, mut bytes) = (0, 0);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
@@ -322,6 +330,6 @@ async fn memory(
         }
     }
     let name = format!("memory growth streaming all {} (MiB)", human(rows as f64));
-    report.ceiling(&name, peak - before, "MiB", 64.0);
+    report.ceiling(&name, peak - before, None, "MiB", 64.0);
     Ok(())
 }
