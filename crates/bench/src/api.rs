@@ -251,28 +251,7 @@ async fn requests_per_second(
     let body = api.get(&path).await?.bytes().await?;
     anyhow::ensure!(array_length(&body)? == 20, "limit=20 did not answer 20 detections");
     let nginx = Nginx::start(&body, dir).await?;
-    let pressure = wrk::Pressure {
-        connections: args.connections,
-        threads: args.threads,
-        seconds: args.seconds,
-    };
-
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-    for round in 0..args.rounds {
-        // Each side goes first in turn, so that neither always meets the
-        // machine after the other has warmed or tired it.
-        for nginx_turn in [round % 2 == 0, round % 2 == 1] {
-            let url = format!("{}{path}", if nginx_turn { &nginx.base } else { &api.base });
-            let token = api.token.clone();
-            let load = tokio::task::spawn_blocking(move || wrk::run(&url, &token, pressure));
-            let load = load.await??;
-            if let Some(errors) = &load.socket_errors {
-                let side = if nginx_turn { "nginx" } else { "siemgate" };
-                report.note(&format!("  ({side}: wrk saw socket errors: {errors})"));
-            }
-            if nginx_turn { &mut theirs } else { &mut ours }.push(load);
-        }
-    }
+    let (ours, theirs) = take_turns(args, api, &path, &nginx, report).await?;
     drop(nginx);
 
     let (rate, p50, p99) = medians(&ours);
@@ -289,6 +268,39 @@ async fn requests_per_second(
         args.seconds
     ));
     Ok(())
+}
+
+/// `--rounds` wrk runs against each of siemgate and nginx; siemgate's loads
+/// and nginx's.
+async fn take_turns(
+    args: &ApiBench,
+    api: &Api,
+    path: &str,
+    nginx: &Nginx,
+    report: &mut Report,
+) -> anyhow::Result<(Vec<wrk::Load>, Vec<wrk::Load>)> {
+    let pressure = wrk::Pressure {
+        connections: args.connections,
+        threads: args.threads,
+        seconds: args.seconds,
+    };
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        // Each side goes first in turn, so that neither always meets the
+        // machine after the other has warmed or tired it.
+        for nginx_turn in [round % 2 == 0, round % 2 == 1] {
+            let url = format!("{}{path}", if nginx_turn { &nginx.base } else { &api.base });
+            let token = api.token.clone();
+            let load = tokio::task::spawn_blocking(move || wrk::run(&url, &token, pressure));
+            let load = load.await??;
+            if let Some(errors) = &load.socket_errors {
+                let side = if nginx_turn { "nginx" } else { "siemgate" };
+                report.note(&format!("  ({side}: wrk saw socket errors: {errors})"));
+            }
+            if nginx_turn { &mut theirs } else { &mut ours }.push(load);
+        }
+    }
+    Ok((ours, theirs))
 }
 
 /// The median requests/s, p50 and p99 of some wrk runs.
