@@ -4,6 +4,7 @@
 //! same rows, interleaved with it where possible, so that a noisy shared
 //! machine moves both alike and the ratio stays meaningful.
 
+mod api;
 mod report;
 mod store;
 mod tokens;
@@ -21,6 +22,11 @@ struct Cli {
 enum Bench {
     /// The store: ingest, newest-20 latency, window streaming and its memory.
     Store(store::StoreBench),
+    /// The SIEM API over HTTP: requests/s beside nginx, a window fetched whole, memory.
+    Api(api::ApiBench),
+    /// The server the api benchmark starts in a process of its own.
+    #[command(hide = true)]
+    ApiServer(api::ServerArgs),
     /// Bearer-token checks: a token's first presentation and its repeats.
     Tokens(tokens::TokensBench),
 }
@@ -30,6 +36,8 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let passed = match cli.bench {
         Bench::Store(args) => runtime.block_on(store::run(args))?,
+        Bench::Api(args) => runtime.block_on(api::run(args))?,
+        Bench::ApiServer(args) => runtime.block_on(api::serve(args)).map(|()| true)?,
         Bench::Tokens(args) => tokens::run(args)?,
     };
     // A missed floor is a result, not a crash; the exit code lets scripts notice it.

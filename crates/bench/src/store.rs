@@ -39,8 +39,11 @@ const BASELINE_SCHEMA: &str = "
     CREATE TABLE detections (
         tenant_key INTEGER NOT NULL, full_id TEXT NOT NULL, processed INTEGER NOT NULL,
         machine_group TEXT NOT NULL, device_tags TEXT NOT NULL, cloud_tags TEXT NOT NULL,
-        body BLOB NOT NULL, UNIQUE (tenant_key, full_id));
-    CREATE INDEX detections_by_window ON detections (tenant_key, processed, full_id);";
+        body BLOB NOT NULL, alert_id TEXT NOT NULL, device_id TEXT NOT NULL,
+        UNIQUE (tenant_key, full_id));
+    CREATE INDEX detections_by_window ON detections (tenant_key, processed, full_id);
+    CREATE INDEX detections_by_alert ON detections (tenant_key, alert_id);
+    CREATE INDEX detections_by_device ON detections (tenant_key, device_id, processed);";
 
 pub async fn run(args: StoreBench) -> anyhow::Result<bool> {
     anyhow::ensure!(
@@ -87,10 +90,8 @@ async fn ingest(
     baseline: &Connection,
     report: &mut Report,
 ) -> anyhow::Result<Vec<Timestamp>> {
-    let mut simulator =
-        Simulator::new(2024, FleetOptions { devices: 500, ..FleetOptions::default() });
-    let options =
-        PrepareOptions { portal_url: "https://localhost:8443".into(), keep_processed_time: false };
+    let mut simulator = simulator();
+    let options = prepare_options();
     let end = Timestamp::parse("2024-05-01T12:00:00Z")?;
     let batches = args.detections / args.batch;
     let step = 86_400 * 10_000_000 / batches as i64;
@@ -134,6 +135,16 @@ async fn ingest(
     Ok(stamps)
 }
 
+/// The simulated fleet every benchmark fills its store from.
+pub fn simulator() -> Simulator {
+    Simulator::new(2024, FleetOptions { devices: 500, ..FleetOptions::default() })
+}
+
+/// How simulated detections are checked and rendered for the store.
+pub fn prepare_options() -> PrepareOptions {
+    PrepareOptions { portal_url: "https://localhost:8443".into(), keep_processed_time: false }
+}
+
 /// One row as the baseline inserts it.
 struct Row {
     full_id: String,
@@ -142,6 +153,8 @@ struct Row {
     device_tags: String,
     cloud_tags: String,
     body: Vec<u8>,
+    alert_id: String,
+    device_id: String,
 }
 
 impl Row {
@@ -153,6 +166,8 @@ impl Row {
             device_tags: p.device_tags_key.clone(),
             cloud_tags: p.cloud_tags_key.clone(),
             body: p.render(stamp),
+            alert_id: p.alert_id.clone(),
+            device_id: p.device_id.clone(),
         }
     }
 }
@@ -162,7 +177,7 @@ fn plain_insert(conn: &Connection, rows: &[Row]) -> anyhow::Result<Duration> {
     let tx = conn.unchecked_transaction()?;
     {
         let mut insert =
-            tx.prepare_cached("INSERT INTO detections VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)")?;
+            tx.prepare_cached("INSERT INTO detections VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?;
         for r in rows {
             insert.execute(params![
                 r.full_id,
@@ -170,7 +185,9 @@ fn plain_insert(conn: &Connection, rows: &[Row]) -> anyhow::Result<Duration> {
                 r.group,
                 r.device_tags,
                 r.cloud_tags,
-                r.body
+                r.body,
+                r.alert_id,
+                r.device_id
             ])?;
         }
     }
@@ -224,7 +241,7 @@ async fn newest_20(
 }
 
 /// Reads a stream to its end; returns the detections and bytes it carried.
-async fn drain(mut stream: siemgate_store::DetectionStream) -> anyhow::Result<(usize, usize)> {
+pub async fn drain(mut stream: siemgate_store::DetectionStream) -> anyhow::Result<(usize, usize)> {
     let (mut rows, mut bytes) = (0, 0);
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
@@ -313,6 +330,6 @@ async fn memory(
         }
     }
     let name = format!("memory growth streaming all {} (MiB)", human(rows as f64));
-    report.ceiling(&name, peak - before, "MiB", 64.0);
+    report.ceiling(&name, peak - before, None, "MiB", 64.0);
     Ok(())
 }
