@@ -7,6 +7,7 @@ mod common;
 
 use common::{Server, minutes_ago, now, record, record_with, titles};
 use siemgate_model::Span;
+use siemgate_server::bearer::TENANT_CACHE_TTL;
 
 const T0: &str = "2024-05-01T10:00:00Z";
 const T1: &str = "2024-05-01T10:00:00.0000001Z";
@@ -160,10 +161,14 @@ async fn a_disabled_tenant_or_an_app_without_the_role_is_403() {
 
     let reader = s.app(tenant, "splunk", &["siem-read"]).await;
     let token = s.token(tenant, &reader).await;
+    assert_eq!(s.get("/api/alerts", &token).await.status(), 200);
     s.store.set_tenant_state(tenant, siemgate_store::TenantState::Disabled).await.unwrap();
+    // A server trusts a tenant it read for a moment; past that, the change holds.
+    tokio::time::sleep(TENANT_CACHE_TTL).await;
     let body = s.refused("/api/alerts", &token, 403).await;
     assert!(body["error"]["message"].as_str().unwrap().contains("disabled"), "{body}");
     s.store.set_tenant_state(tenant, siemgate_store::TenantState::Deleted).await.unwrap();
+    tokio::time::sleep(TENANT_CACHE_TTL).await;
     s.refused("/api/alerts", &token, 403).await;
 }
 

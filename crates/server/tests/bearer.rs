@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use siemgate_identity::token::v1_issuer;
 use siemgate_identity::{Claims, SigningKey, TokenError, generate_secret, issue};
 use siemgate_model::Timestamp;
-use siemgate_server::bearer::BearerError;
+use siemgate_server::bearer::{BearerError, TENANT_CACHE_TTL};
 use siemgate_server::{AppState, Keyring, ServerConfig};
 use siemgate_store::{
     AppSecret, NewApp, NewTenant, Sealed, SqliteStore, Store, StoredKey, TenantState,
@@ -253,6 +253,8 @@ async fn a_disabled_or_deleted_tenant_is_forbidden_until_enabled() {
     let token = format!("Bearer {}", f.token(f.client_id, &f.secret, f.tenant, false).await);
     for state in [TenantState::Disabled, TenantState::Deleted] {
         f.store.set_tenant_state(f.tenant, state).await.unwrap();
+        // A tenant read from the store is trusted for a moment, then read again.
+        tokio::time::sleep(TENANT_CACHE_TTL).await;
         let refused = f.present(&token).await.unwrap_err();
         assert!(refused.to_string().contains(state.as_str()), "{refused}");
         let response = refused.into_response();
@@ -260,6 +262,7 @@ async fn a_disabled_or_deleted_tenant_is_forbidden_until_enabled() {
         assert!(!response.headers().contains_key(header::WWW_AUTHENTICATE));
     }
     f.store.set_tenant_state(f.tenant, TenantState::Active).await.unwrap();
+    tokio::time::sleep(TENANT_CACHE_TTL).await;
     assert!(f.present(&token).await.is_ok());
 }
 

@@ -82,6 +82,9 @@ const CHANNEL_SLOTS: usize = 4;
 /// hundred wake-ups, and the chunks in flight stay within a few megabytes.
 const CHUNK_BYTES: usize = 512 * 1024;
 
+/// The first buffer's capacity.
+const FIRST_BUFFER_BYTES: usize = 64 * 1024;
+
 /// Chunk buffers handed back by the reader once it has dropped them, so a
 /// long window cycles through a few warm buffers instead of asking the
 /// allocator (and, for buffers this large, the kernel) for fresh ones.
@@ -128,7 +131,10 @@ pub(crate) struct ReaderGone;
 impl ChunkWriter {
     pub(crate) fn channel(framing: Framing) -> (ChunkWriter, DetectionStream) {
         let (tx, rx) = mpsc::channel(CHANNEL_SLOTS);
-        let mut buf = Vec::with_capacity(CHUNK_BYTES + 4096);
+        // Small at first: most requests (`limit=20`) never fill more, and a
+        // half-megabyte allocation per request measured as a cost of its
+        // own; a long window grows it once and then cycles it through the pool.
+        let mut buf = Vec::with_capacity(FIRST_BUFFER_BYTES);
         if framing == Framing::JsonArray {
             buf.push(b'[');
         }

@@ -30,8 +30,10 @@ use crate::{
 /// Where the store reads the time it stamps on detections.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
-/// Idle reader connections kept for reuse.
-const IDLE_READERS: usize = 8;
+/// Idle reader connections kept for reuse: enough for a busy server's
+/// concurrent requests (64 connections under load opened a new SQLite
+/// connection per request with 8), few enough to cost little memory.
+const IDLE_READERS: usize = 64;
 
 /// Detections deleted per transaction when purging, so ingest is never held up for long.
 const PURGE_CHUNK: i64 = 5_000;
