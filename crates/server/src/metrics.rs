@@ -18,13 +18,20 @@ const BUCKETS: [f64; 12] =
 /// Counters of one server process. Cheap to update from any task.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    /// Requests and their latency, by route: one lock per request, and no
+    /// allocation once a route has been seen.
+    routes: Mutex<BTreeMap<String, RouteStats>>,
     detections_stored: AtomicU64,
     detections_duplicate: AtomicU64,
     detections_served: AtomicU64,
     tokens_issued: AtomicU64,
     rate_limited: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct RouteStats {
+    by_status: BTreeMap<u16, u64>,
+    latency: Histogram,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -37,13 +44,14 @@ struct Histogram {
 impl Metrics {
     /// Counts one answered request of `route` with `status` after `latency`.
     pub fn request(&self, route: &str, status: u16, latency: Duration) {
-        *lock(&self.requests).entry((route.to_owned(), status)).or_default() += 1;
         let seconds = latency.as_secs_f64();
-        let mut latency = lock(&self.latency);
-        if !latency.contains_key(route) {
-            latency.insert(route.to_owned(), Histogram::default());
+        let mut routes = lock(&self.routes);
+        if !routes.contains_key(route) {
+            routes.insert(route.to_owned(), RouteStats::default());
         }
-        let Some(histogram) = latency.get_mut(route) else { return };
+        let Some(stats) = routes.get_mut(route) else { return };
+        *stats.by_status.entry(status).or_default() += 1;
+        let histogram = &mut stats.latency;
         histogram.count += 1;
         histogram.sum += seconds;
         for (count, bound) in histogram.counts.iter_mut().zip(BUCKETS) {
@@ -104,8 +112,10 @@ impl Metrics {
         let name = "siemgate_http_requests_total";
         let _ = writeln!(out, "# HELP {name} HTTP requests answered, by route and status.");
         let _ = writeln!(out, "# TYPE {name} counter");
-        for ((route, status), count) in lock(&self.requests).iter() {
-            let _ = writeln!(out, "{name}{{route=\"{route}\",status=\"{status}\"}} {count}");
+        for (route, stats) in lock(&self.routes).iter() {
+            for (status, count) in &stats.by_status {
+                let _ = writeln!(out, "{name}{{route=\"{route}\",status=\"{status}\"}} {count}");
+            }
         }
     }
 
@@ -113,7 +123,8 @@ impl Metrics {
         let name = "siemgate_http_request_duration_seconds";
         let _ = writeln!(out, "# HELP {name} Time to the response's head, by route.");
         let _ = writeln!(out, "# TYPE {name} histogram");
-        for (route, h) in lock(&self.latency).iter() {
+        for (route, stats) in lock(&self.routes).iter() {
+            let h = &stats.latency;
             for (count, bound) in h.counts.iter().zip(BUCKETS) {
                 let _ = writeln!(out, "{name}_bucket{{route=\"{route}\",le=\"{bound}\"}} {count}");
             }

@@ -18,7 +18,12 @@ use crate::AppState;
 
 /// Wraps every request in its span and counts it when its head is answered.
 pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = route_of(&request);
+    // `MatchedPath` is a shared string: cloning it costs no allocation.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = match &matched {
+        Some(matched) => matched.as_str(),
+        None => crate::api::route_name(request.uri().path()).unwrap_or("unmatched"),
+    };
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
@@ -30,7 +35,7 @@ pub async fn observe(State(state): State<AppState>, request: Request, next: Next
     let response = next.run(request).instrument(span.clone()).await;
     let latency = started.elapsed();
     let status = response.status().as_u16();
-    state.metrics().request(&route, status, latency);
+    state.metrics().request(route, status, latency);
     span.in_scope(|| {
         let latency_ms = latency.as_secs_f64() * 1000.0;
         if status >= 500 {
@@ -47,11 +52,4 @@ pub fn record_caller(tenant: &str, app: &str) {
     let span = tracing::Span::current();
     span.record("tenant", tenant);
     span.record("app", app);
-}
-
-fn route_of(request: &Request) -> String {
-    if let Some(matched) = request.extensions().get::<MatchedPath>() {
-        return matched.as_str().to_owned();
-    }
-    crate::api::route_name(request.uri().path()).unwrap_or("unmatched").to_owned()
 }

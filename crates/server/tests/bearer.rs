@@ -3,79 +3,45 @@
 //! `WWW-Authenticate` challenge, a disabled or deleted tenant gets 403, and
 //! a key rotated in the store is taken up without a restart.
 
+mod common;
+
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::IntoResponse;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{Server, now};
 use siemgate_identity::token::v1_issuer;
-use siemgate_identity::{Claims, SigningKey, TokenError, generate_secret, issue};
-use siemgate_model::Timestamp;
+use siemgate_identity::{Claims, SigningKey, TokenError, issue};
+use siemgate_server::AppState;
 use siemgate_server::bearer::{BearerError, TENANT_CACHE_TTL};
-use siemgate_server::{AppState, Keyring, ServerConfig};
-use siemgate_store::{
-    AppSecret, NewApp, NewTenant, Sealed, SqliteStore, Store, StoredKey, TenantState,
-};
+use siemgate_store::{Sealed, Store, StoredKey, TenantState};
 use uuid::Uuid;
 
-fn now() -> Timestamp {
-    Timestamp::from_system_time(std::time::SystemTime::now())
-}
-
 struct Fixture {
+    server: Server,
     state: AppState,
     store: Arc<dyn Store>,
     base: String,
     tenant: Uuid,
     client_id: Uuid,
     secret: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn tenant(store: &dyn Store, name: &str) -> Uuid {
-    let new = NewTenant {
-        id: Uuid::new_v4(),
-        name: name.into(),
-        domains: vec![format!("{name}.onmicrosoft.com")],
-    };
-    store.create_tenant(new).await.unwrap().id
-}
-
-async fn app(store: &dyn Store, tenant: Uuid) -> (Uuid, String) {
-    let drawn = generate_secret().unwrap();
-    let client_id = Uuid::new_v4();
-    let secret = AppSecret {
-        id: Uuid::new_v4(),
-        hash: Sealed(drawn.hash.as_bytes().to_vec()),
-        hint: drawn.hint,
-        created: now(),
-        expires: now().add_ticks(86_400 * 10_000_000),
-    };
-    let app = NewApp {
-        client_id,
-        tenant,
-        name: "splunk".into(),
-        roles: vec!["siem-read".into()],
-        redirect_uris: vec![],
-        secret,
-    };
-    store.create_app(app).await.unwrap();
-    (client_id, drawn.text)
 }
 
 async fn start() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("s.db")).await.unwrap());
-    let tenant = tenant(&*store, "contoso").await;
-    let (client_id, secret) = app(&*store, tenant).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let config = ServerConfig::new(&base);
-    let keyring = Keyring::load(&*store, now(), config.key_lifetime()).await.unwrap();
-    let state = AppState::new(Arc::clone(&store), keyring, config);
-    tokio::spawn(siemgate_server::serve(listener, state.clone(), std::future::pending()));
-    Fixture { state, store, base, tenant, client_id, secret, _dir: dir }
+    let server = Server::start().await;
+    let tenant = server.tenant("contoso").await;
+    let app = server.app(tenant, "splunk", &["siem-read"]).await;
+    Fixture {
+        state: server.state.clone(),
+        store: Arc::clone(&server.store),
+        base: server.base.clone(),
+        tenant,
+        client_id: app.client_id,
+        secret: app.secret,
+        server,
+    }
 }
 
 impl Fixture {
@@ -228,9 +194,9 @@ async fn forged_stale_and_foreign_tokens_are_refused() {
 #[tokio::test]
 async fn a_token_is_only_ever_its_own_tenants() {
     let f = start().await;
-    let fabrikam = tenant(&*f.store, "fabrikam").await;
-    let (other_app, other_secret) = app(&*f.store, fabrikam).await;
-    let theirs = f.token(other_app, &other_secret, fabrikam, true).await;
+    let fabrikam = f.server.tenant("fabrikam").await;
+    let other = f.server.app(fabrikam, "splunk", &["siem-read"]).await;
+    let theirs = f.token(other.client_id, &other.secret, fabrikam, true).await;
     let caller = f.present(&format!("Bearer {theirs}")).await.unwrap();
     assert_eq!(caller.tenant.id, fabrikam, "never contoso");
 

@@ -96,7 +96,7 @@ fn sigterm_lets_an_ingest_in_flight_finish_and_keeps_it() {
     let token = app_token(&env, &base);
 
     // Several MB sent at 2 MB/s: the request is still arriving at SIGTERM.
-    let curl = Command::new("curl")
+    let mut curl = Command::new("curl")
         .args(["-s", "--limit-rate", "2M", "-X", "POST", "--data-binary"])
         .arg(format!("@{file}"))
         .args(["-H", &format!("Authorization: Bearer {token}")])
@@ -105,6 +105,7 @@ fn sigterm_lets_an_ingest_in_flight_finish_and_keeps_it() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(800));
+    assert!(curl.try_wait().unwrap().is_none(), "the upload ended before SIGTERM");
     served.terminate();
     let out = curl.wait_with_output().unwrap();
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout)
