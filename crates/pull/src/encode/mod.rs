@@ -1,0 +1,1 @@
+//! Turning the API's JSON records into what a sink writes.
