@@ -39,6 +39,9 @@ pub const DEFAULT_DATABASE: &str = "siemgate.db";
 pub enum Command {
     /// Run the server over HTTPS: the SIEM API, its identity provider and portal pages.
     Serve(ServeArgs),
+    /// Pull detections from a SIEM API (Microsoft's or a siemgate server's):
+    /// one window to a file, or follow the stream into a file, syslog or Splunk.
+    Pull(Box<PullArgs>),
     /// Create a demo tenant full of simulated detections and show a few.
     Demo(DemoArgs),
     /// Store detections from JSON array or NDJSON files.
@@ -459,4 +462,157 @@ fn parse_span(text: &str) -> Result<siemgate_model::Span, String> {
 
 fn parse_time(text: &str) -> Result<siemgate_model::Timestamp, String> {
     siemgate_model::Timestamp::parse(text).map_err(|e| e.to_string())
+}
+
+/// `siemgate pull`: where to connect, what to pull, where it goes.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Connection")]
+pub struct PullArgs {
+    /// A TOML file of settings (keys as the flags' long names, with `_` for
+    /// `-`), and `[[stream]]` tables to follow several tenants at once. A flag
+    /// or environment variable wins over the file.
+    #[arg(long, env = "SIEMGATE_PULL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The tenant: its GUID or a domain such as contoso.onmicrosoft.com.
+    #[arg(long, short = 't', env = "SIEMGATE_PULL_TENANT")]
+    pub tenant: Option<String>,
+    /// The app's client id.
+    #[arg(long, env = "SIEMGATE_PULL_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// The environment variable that holds the client secret
+    /// [default: SIEMGATE_PULL_CLIENT_SECRET]. The secret itself is never a flag.
+    #[arg(long, value_name = "VAR")]
+    pub secret_env: Option<String>,
+    /// A file whose first line is the client secret.
+    #[arg(long, value_name = "FILE", conflicts_with = "secret_env")]
+    pub secret_file: Option<PathBuf>,
+    /// Microsoft's hosts: eu, us, uk, us-gov-gcc or us-gov.
+    #[arg(long, env = "SIEMGATE_PULL_REGION", conflicts_with = "url")]
+    pub region: Option<String>,
+    /// Any server of the API instead, such as a siemgate server (https://host:8443).
+    #[arg(long, env = "SIEMGATE_PULL_URL")]
+    pub url: Option<String>,
+    /// The token endpoint [default: the region's Azure AD, or the server's own].
+    #[arg(long, env = "SIEMGATE_PULL_TOKEN_URL")]
+    pub token_url: Option<String>,
+    /// The resource tokens are asked for [default: https://graph.windows.net].
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// The token endpoint's version: 1 (resource) or 2 (scope) [default: 1].
+    #[arg(long, value_parser = ["1", "2"])]
+    pub token_version: Option<String>,
+    /// PEM certificates to trust besides the system's, such as a siemgate server's CA.
+    #[arg(long, env = "SIEMGATE_PULL_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// An HTTP or HTTPS proxy for every request.
+    #[arg(long, env = "SIEMGATE_PULL_PROXY", value_name = "URL")]
+    pub proxy: Option<String>,
+    /// Ask for plain answers instead of gzip (gzip saves bandwidth over a WAN;
+    /// on a fast local network plain is quicker).
+    #[arg(long)]
+    pub no_gzip: bool,
+
+    /// Start of the window: a UTC time such as 2026-01-31T08:00:00Z. When
+    /// following, where a stream without a checkpoint starts [default: 2 hours ago].
+    #[arg(long, help_heading = "Window")]
+    pub since: Option<String>,
+    /// End of the window (exclusive) [default: now]. One-shot only.
+    #[arg(long, help_heading = "Window")]
+    pub until: Option<String>,
+    /// The window as a span back from now, such as PT1H. One-shot only.
+    #[arg(long, help_heading = "Window", conflicts_with_all = ["since", "until"])]
+    pub ago: Option<String>,
+    /// Only the newest N detections of the window. One-shot only.
+    #[arg(long, help_heading = "Window")]
+    pub limit: Option<u32>,
+    /// Only this machine group (repeatable).
+    #[arg(long = "machine-group", value_name = "GROUP", help_heading = "Window")]
+    pub machine_groups: Vec<String>,
+    /// Only devices with this device-created tag.
+    #[arg(long, value_name = "TAG", help_heading = "Window")]
+    pub device_tag: Option<String>,
+    /// Only devices with this cloud-created tag (repeatable).
+    #[arg(long = "cloud-tag", value_name = "TAG", help_heading = "Window")]
+    pub cloud_tags: Vec<String>,
+
+    /// One-shot output format: json (an array, as the API answers), ndjson or csv.
+    #[arg(long, help_heading = "Output")]
+    pub format: Option<String>,
+    /// The file to write [default: standard output]. Written under a
+    /// temporary name and renamed when whole; when following, the NDJSON file sink.
+    #[arg(long, short = 'o', value_name = "FILE", help_heading = "Output")]
+    pub output: Option<PathBuf>,
+
+    /// Keep pulling: poll every --interval, windows ending --lag before now,
+    /// resuming from --checkpoint after a restart.
+    #[arg(long, help_heading = "Follow")]
+    pub follow: bool,
+    /// Where the stream's position is kept (required with --follow).
+    #[arg(long, value_name = "FILE", help_heading = "Follow")]
+    pub checkpoint: Option<PathBuf>,
+    /// Time between polls once caught up [default: PT1M].
+    #[arg(long, value_name = "DURATION", help_heading = "Follow")]
+    pub interval: Option<String>,
+    /// How long before now each window ends, so that detections the server
+    /// stamped but has not yet made visible are not passed over [default: PT2M].
+    #[arg(long, value_name = "DURATION", help_heading = "Follow")]
+    pub lag: Option<String>,
+    /// The longest window asked for at once [default: PT1H].
+    #[arg(long, value_name = "DURATION", help_heading = "Follow")]
+    pub max_window: Option<String>,
+    /// Where detections go: file (--output), stdout, syslog or hec
+    /// [default: file with --output, else stdout].
+    #[arg(long, help_heading = "Follow")]
+    pub sink: Option<String>,
+    /// Serve Prometheus metrics of the streams on this address, such as 127.0.0.1:9187.
+    #[arg(long, value_name = "ADDR", help_heading = "Follow")]
+    pub metrics: Option<std::net::SocketAddr>,
+
+    /// Start a new file once the current one holds this many bytes.
+    #[arg(long, value_name = "BYTES", help_heading = "File sink")]
+    pub rotate_size: Option<u64>,
+    /// Start a new file once the current one is this old, such as P1D.
+    #[arg(long, value_name = "DURATION", help_heading = "File sink")]
+    pub rotate_age: Option<String>,
+    /// Rotated files to keep; older ones are deleted [default: all].
+    #[arg(long, value_name = "N", help_heading = "File sink")]
+    pub keep: Option<usize>,
+
+    /// The syslog receiver, HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", help_heading = "Syslog sink")]
+    pub syslog: Option<String>,
+    /// udp, tcp (octet counting) or tls [default: tcp].
+    #[arg(long, help_heading = "Syslog sink")]
+    pub syslog_transport: Option<String>,
+    /// PEM certificates to trust for the TLS receiver.
+    #[arg(long, value_name = "FILE", help_heading = "Syslog sink")]
+    pub syslog_ca_file: Option<PathBuf>,
+    /// The name the TLS receiver's certificate must carry [default: the host].
+    #[arg(long, value_name = "NAME", help_heading = "Syslog sink")]
+    pub syslog_server_name: Option<String>,
+    /// The syslog facility number (0-23) [default: 16, local0].
+    #[arg(long, value_name = "N", help_heading = "Syslog sink")]
+    pub syslog_facility: Option<u8>,
+
+    /// Splunk's HTTP Event Collector, such as https://splunk:8088.
+    #[arg(long, value_name = "URL", help_heading = "Splunk HEC sink")]
+    pub hec_url: Option<String>,
+    /// The environment variable holding the HEC token [default: SIEMGATE_PULL_HEC_TOKEN].
+    #[arg(long, value_name = "VAR", help_heading = "Splunk HEC sink")]
+    pub hec_token_env: Option<String>,
+    /// A file whose first line is the HEC token.
+    #[arg(long, value_name = "FILE", help_heading = "Splunk HEC sink")]
+    pub hec_token_file: Option<PathBuf>,
+    /// The index events go to [default: the token's].
+    #[arg(long, help_heading = "Splunk HEC sink")]
+    pub hec_index: Option<String>,
+    /// The events' sourcetype.
+    #[arg(long, help_heading = "Splunk HEC sink")]
+    pub hec_sourcetype: Option<String>,
+    /// Wait for indexer acknowledgement before the checkpoint moves.
+    #[arg(long, help_heading = "Splunk HEC sink")]
+    pub hec_ack: bool,
+    /// PEM certificates to trust for HEC.
+    #[arg(long, value_name = "FILE", help_heading = "Splunk HEC sink")]
+    pub hec_ca_file: Option<PathBuf>,
 }

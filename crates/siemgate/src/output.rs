@@ -31,3 +31,16 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
         .filter_map(|cause| cause.downcast_ref::<io::Error>())
         .any(|io| io.kind() == io::ErrorKind::BrokenPipe)
 }
+
+/// Writes `text` to standard error as it is, for a progress line that
+/// rewrites itself with `\r`.
+pub fn stderr_text(text: &str) {
+    let mut err = io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
+/// Writes one line to standard error.
+pub fn stderr_line(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
+}

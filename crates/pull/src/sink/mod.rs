@@ -56,3 +56,4 @@ pub trait Sink: Send {
         Err(SinkError::Refused("this sink cannot take back what it was sent".into()))
     }
 }
+pub mod output;

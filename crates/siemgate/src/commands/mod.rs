@@ -5,6 +5,7 @@ mod app;
 mod demo;
 mod ingest;
 mod keys;
+mod pull;
 mod purge;
 mod serve;
 mod serve_demo;
@@ -25,6 +26,7 @@ pub async fn run(command: Command, database: Option<String>) -> anyhow::Result<(
     let store = database.as_deref().unwrap_or(DEFAULT_DATABASE);
     match command {
         Command::Serve(args) => serve::run(args, database.as_deref()).await,
+        Command::Pull(args) => pull::run(*args).await,
         Command::Demo(args) => demo::run(args, database.as_deref()).await,
         Command::Ingest(args) => ingest::run(args, store).await,
         Command::Simulate(args) => simulate::run(args, store).await,

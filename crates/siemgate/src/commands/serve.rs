@@ -257,7 +257,7 @@ async fn wait_for(mut stopped: watch::Receiver<bool>) {
 }
 
 /// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
