@@ -5,7 +5,7 @@
 //! while the whole store goes out as one window.
 
 mod nginx;
-mod server;
+pub(crate) mod server;
 mod wrk;
 
 use std::ffi::OsStr;
@@ -83,7 +83,7 @@ pub async fn run(args: ApiBench) -> anyhow::Result<bool> {
         human(args.detections as f64),
         temp.path().display()
     ));
-    let filled = fill(&args, &store, &mut report).await?;
+    let filled = fill(args.detections, args.batch, &store, &mut report).await?;
     let server = ServerProcess::start(&store_path).await?;
     let http = reqwest::Client::new();
     let token = token(&http, &server.base, &filled).await?;
@@ -96,7 +96,7 @@ pub async fn run(args: ApiBench) -> anyhow::Result<bool> {
 }
 
 /// Fails with the package to install when `program` cannot be run.
-fn require(program: impl AsRef<OsStr>, package: &str) -> anyhow::Result<()> {
+pub(crate) fn require(program: impl AsRef<OsStr>, package: &str) -> anyhow::Result<()> {
     let program = program.as_ref();
     match Command::new(program).arg("-v").stdout(Stdio::null()).stderr(Stdio::null()).status() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => anyhow::bail!(
@@ -110,25 +110,30 @@ fn require(program: impl AsRef<OsStr>, package: &str) -> anyhow::Result<()> {
 
 /// What the fill left in the store.
 #[derive(Debug)]
-struct Filled {
-    tenant: Uuid,
-    client_id: Uuid,
-    secret: String,
+pub(crate) struct Filled {
+    pub tenant: Uuid,
+    pub client_id: Uuid,
+    pub secret: String,
     /// A time before the first detection's `LastProcessedTimeUtc`.
-    started: Timestamp,
+    pub started: Timestamp,
     /// The `LastProcessedTimeUtc` of each batch, in order.
-    stamps: Vec<Timestamp>,
+    pub stamps: Vec<Timestamp>,
 }
 
 /// Registers a tenant and an app that may read, then stores `--detections`
 /// simulated detections. A thread simulates and renders the next batches
 /// while the store writes the current one.
-async fn fill(args: &ApiBench, store: &SqliteStore, report: &mut Report) -> anyhow::Result<Filled> {
+pub(crate) async fn fill(
+    detections: usize,
+    batch: usize,
+    store: &SqliteStore,
+    report: &mut Report,
+) -> anyhow::Result<Filled> {
     let tenant = NewTenant { id: Uuid::new_v4(), name: "bench".into(), domains: vec![] };
     let tenant = store.create_tenant(tenant).await?.id;
     let (client_id, secret) = register_app(store, tenant).await?;
     let started = now();
-    let (batches, size) = (args.detections / args.batch, args.batch);
+    let (batches, size) = (detections / batch, batch);
     let (send, mut receive) = tokio::sync::mpsc::channel::<Vec<Prepared>>(2);
     let generator = std::thread::spawn(move || -> anyhow::Result<()> {
         let (mut simulator, options) = (simulator(), prepare_options());
@@ -154,8 +159,8 @@ async fn fill(args: &ApiBench, store: &SqliteStore, report: &mut Report) -> anyh
     let seconds = (now().unix_ticks() - started.unix_ticks()) as f64 / 1e7;
     report.note(&format!(
         "filled the store: {} detections in {seconds:.0} s ({}/s)\n",
-        human(args.detections as f64),
-        human(args.detections as f64 / seconds)
+        human(detections as f64),
+        human(detections as f64 / seconds)
     ));
     Ok(Filled { tenant, client_id, secret, started, stamps })
 }
@@ -184,7 +189,11 @@ async fn register_app(store: &SqliteStore, tenant: Uuid) -> anyhow::Result<(Uuid
 }
 
 /// A client-credentials token from the server's own token endpoint.
-async fn token(http: &reqwest::Client, base: &str, filled: &Filled) -> anyhow::Result<String> {
+pub(crate) async fn token(
+    http: &reqwest::Client,
+    base: &str,
+    filled: &Filled,
+) -> anyhow::Result<String> {
     let client_id = filled.client_id.to_string();
     let form = [
         ("grant_type", "client_credentials"),

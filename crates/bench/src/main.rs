@@ -5,6 +5,7 @@
 //! machine moves both alike and the ratio stays meaningful.
 
 mod api;
+mod pull;
 mod report;
 mod store;
 mod tokens;
@@ -27,6 +28,11 @@ enum Bench {
     /// The server the api benchmark starts in a process of its own.
     #[command(hide = true)]
     ApiServer(api::ServerArgs),
+    /// The puller: a window pulled into an NDJSON file beside curl, and its memory.
+    Pull(pull::PullBench),
+    /// The puller the pull benchmark starts in a process of its own.
+    #[command(hide = true)]
+    PullClient(pull::ClientArgs),
     /// Bearer-token checks: a token's first presentation and its repeats.
     Tokens(tokens::TokensBench),
 }
@@ -38,6 +44,8 @@ fn main() -> anyhow::Result<()> {
         Bench::Store(args) => runtime.block_on(store::run(args))?,
         Bench::Api(args) => runtime.block_on(api::run(args))?,
         Bench::ApiServer(args) => runtime.block_on(api::serve(args)).map(|()| true)?,
+        Bench::Pull(args) => runtime.block_on(pull::run(args))?,
+        Bench::PullClient(args) => runtime.block_on(pull::client(args)).map(|()| true)?,
         Bench::Tokens(args) => tokens::run(args)?,
     };
     // A missed floor is a result, not a crash; the exit code lets scripts notice it.

@@ -13,6 +13,8 @@ use std::ops::Range;
 use serde::Deserialize;
 use siemgate_model::Timestamp;
 
+mod flat;
+
 /// One detection as the server sent it.
 #[derive(Debug, Clone)]
 pub struct Record<'a> {
@@ -231,16 +233,19 @@ impl Splitter {
 
 /// The two fields every record must carry; the rest pass through unread.
 #[derive(Deserialize)]
-struct Keys<'a> {
+pub(crate) struct Keys<'a> {
     #[serde(rename = "FullId", borrow)]
-    full_id: Option<Cow<'a, str>>,
+    pub full_id: Option<Cow<'a, str>>,
     #[serde(rename = "LastProcessedTimeUtc", borrow)]
-    processed: Option<Cow<'a, str>>,
+    pub processed: Option<Cow<'a, str>>,
 }
 
 fn read_record(json: &[u8], number: u64) -> Result<Record<'_>, RecordError> {
     let problem = |problem: String| RecordError::Record { number, problem };
-    let keys: Keys<'_> = serde_json::from_slice(json).map_err(|e| problem(e.to_string()))?;
+    let keys = match flat::keys(json) {
+        Some(keys) => keys,
+        None => serde_json::from_slice(json).map_err(|e| problem(e.to_string()))?,
+    };
     let full_id = match keys.full_id {
         Some(id) if !id.is_empty() => id,
         _ => return Err(problem("it has no FullId".into())),
