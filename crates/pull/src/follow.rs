@@ -119,8 +119,9 @@ impl Stream {
                 whole_second(position.since).add_ticks(TICKS_PER_SECOND),
             );
             let until = until.min(end);
-            let wait = match self.window(&mut position, until).await {
-                Ok(()) => {
+            let wait = match self.window(&mut position, until, &mut stop).await {
+                Ok(false) => return Ok(()),
+                Ok(true) => {
                     backoff.reset();
                     span = (span * 2).min(self.options.max_window.ticks().max(TICKS_PER_SECOND));
                     if until < end {
@@ -150,8 +151,14 @@ impl Stream {
         }
     }
 
-    /// Pulls `[position.since, until]`, commits the sink, moves the checkpoint.
-    async fn window(&mut self, position: &mut Position, until: Timestamp) -> Result<(), PullError> {
+    /// Pulls `[position.since, until]`, commits the sink, moves the checkpoint;
+    /// false when `stop` turned true before the answer was in.
+    async fn window(
+        &mut self,
+        position: &mut Position,
+        until: Timestamp,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<bool, PullError> {
         let query = Query {
             since: position.since,
             until,
@@ -162,15 +169,26 @@ impl Stream {
             bounds: Some((position.since, until)),
             delivered_at_since: std::mem::take(&mut position.delivered_at_since),
         };
-        let result = attempt(
-            &self.api,
-            &query,
-            &keep,
-            self.sink.as_mut(),
-            &self.options.spool_dir,
-            &mut |_| {},
-        )
-        .await;
+        // A stalled answer can take minutes to fail; stopping must not wait
+        // for it. Only the fetch is abandoned, never a commit under way.
+        let mut no_progress = |_: &_| {};
+        let result = tokio::select! {
+            result = attempt(
+                &self.api,
+                &query,
+                &keep,
+                self.sink.as_mut(),
+                &self.options.spool_dir,
+                &mut no_progress,
+            ) => result,
+            () = stopped(stop) => {
+                position.delivered_at_since = keep.delivered_at_since;
+                if self.sink.can_roll_back() {
+                    self.sink.roll_back().await?;
+                }
+                return Ok(false);
+            }
+        };
         let pulled = match result {
             Ok(pulled) => pulled,
             Err(e) => {
@@ -211,7 +229,7 @@ impl Stream {
             skipped = pulled.skipped,
             "window delivered"
         );
-        Ok(())
+        Ok(true)
     }
 
     fn report(
@@ -246,6 +264,11 @@ impl Stream {
             );
         }
     }
+}
+
+/// Returns once `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// Sleeps for `wait`; true when `stop` turned true meanwhile.

@@ -43,11 +43,15 @@ pub async fn serve(addr: SocketAddr, streams: Vec<(String, Arc<Stats>)>) -> std:
     Ok(())
 }
 
+/// A metric's name, type and help, and how to read it from a stream's
+/// counters at a given Unix second.
+type Metric = (&'static str, &'static str, &'static str, fn(&Stats, i64) -> i64);
+
 /// The Prometheus text for `streams`.
 pub fn render(streams: &[(String, Arc<Stats>)]) -> String {
     let now = now().unix_seconds();
     let mut out = String::new();
-    let metrics: [(&str, &str, &str, fn(&Stats, i64) -> i64); 6] = [
+    let metrics: [Metric; 6] = [
         (
             "siemgate_pull_detections_total",
             "counter",
