@@ -74,8 +74,10 @@ fn string(json: &[u8], i: usize) -> Option<(usize, bool)> {
     let mut at = i + 1;
     let mut escaped = false;
     loop {
-        let found = at + memchr::memchr2(b'"', b'\\', &json[at..])?;
-        if json[at..found].iter().any(|b| *b < 0x20) {
+        // One pass stops at a quote, a backslash or a control character,
+        // which JSON does not allow raw inside a string.
+        let found = at + json[at..].iter().position(|b| matches!(b, b'"' | b'\\' | 0..0x20))?;
+        if json[found] < 0x20 {
             return None;
         }
         if json[found] == b'"' {

@@ -197,17 +197,18 @@ impl Splitter {
                 continue;
             }
             if in_string {
-                match memchr::memchr2(b'"', b'\\', &self.buf[i..end]) {
-                    None => i = end,
-                    Some(at) => {
-                        i += at;
-                        if self.buf[i] == b'"' {
-                            in_string = false;
-                        } else {
-                            escaped = true;
-                        }
-                        i += 1;
+                // Strings are short (tens of bytes), where a plain loop
+                // beats a vectorised search's setup.
+                while i < end && !matches!(self.buf[i], b'"' | b'\\') {
+                    i += 1;
+                }
+                if i < end {
+                    if self.buf[i] == b'"' {
+                        in_string = false;
+                    } else {
+                        escaped = true;
                     }
+                    i += 1;
                 }
                 continue;
             }
