@@ -128,7 +128,8 @@ async fn roll_back_takes_back_what_followed_the_last_commit() {
     assert!(sink.can_roll_back());
     sink.restore(None).await.unwrap();
     window(&mut sink, 0, 20).await;
-    write(&mut sink, 20, 35).await;
+    // More than the sink buffers, so that some of it reached the file.
+    write(&mut sink, 20, 20_000).await;
     sink.roll_back().await.unwrap();
     window(&mut sink, 20, 40).await;
     write(&mut sink, 40, 45).await;
