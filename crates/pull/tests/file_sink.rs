@@ -121,6 +121,29 @@ async fn a_crash_before_the_first_commit_leaves_nothing_behind() {
     assert_eq!(numbers(dir.path()), upto(10));
 }
 
+/// Windows of tens of megabytes are synced in the background as they are
+/// written; what a crash leaves of the next one still goes.
+#[tokio::test]
+async fn a_large_window_commits_and_its_successor_is_taken_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(NAME);
+    let big: Vec<String> = (0..60_000).map(|n| detection(n, 1_200)).collect();
+    let mut first = sink(FileSinkConfig::new(&path));
+    first.restore(None).await.unwrap();
+    for slice in big[..30_000].chunks(500) {
+        first.write(&as_records(slice)).await.unwrap();
+    }
+    let mark = first.commit().await.unwrap();
+    for slice in big[30_000..].chunks(500) {
+        first.write(&as_records(slice)).await.unwrap();
+    }
+    drop(first);
+    assert!(fs::metadata(&path).unwrap().len() > 70_000_000);
+
+    sink(FileSinkConfig::new(&path)).restore(Some(&mark)).await.unwrap();
+    assert_eq!(numbers(dir.path()), upto(30_000));
+}
+
 #[tokio::test]
 async fn roll_back_takes_back_what_followed_the_last_commit() {
     let dir = tempfile::tempdir().unwrap();

@@ -60,6 +60,17 @@ impl FileSinkConfig {
 
 /// Writes detections to an NDJSON file, with optional rotation.
 ///
+/// The sink owns its files: it cuts the active file back to the last
+/// committed length on a restore, so nothing else should write to it or
+/// truncate it (rotate with this sink's options, not an outside tool's
+/// copy-and-truncate). On a first start, with no mark, it refuses an active
+/// file that already holds data: nothing says which of its bytes were
+/// delivered, so appending could repeat detections and overwriting would
+/// destroy them.
+///
+/// A rotated file is only renamed, never rewritten, so it can be shipped or
+/// read as soon as it appears.
+///
 /// File I/O runs on the calling task rather than a blocking pool: the
 /// puller's task has nothing else to do while its sink writes, and handing
 /// every megabyte to another thread would cost a copy for no gain.
@@ -295,6 +306,9 @@ impl FileSink {
 
 #[async_trait]
 impl Sink for FileSink {
+    /// Cuts the files back to what `mark` says was committed, wherever the
+    /// crash left them, and opens the active file. With no mark, an existing
+    /// active file must be empty.
     async fn restore(&mut self, mark: Option<&Mark>) -> Result<(), SinkError> {
         self.discard();
         self.saved = match mark {
