@@ -189,7 +189,7 @@ async fn rotation_by_size_splits_only_between_windows() {
 #[tokio::test]
 async fn rotation_by_age_rotates_files_with_records_only() {
     let dir = tempfile::tempdir().unwrap();
-    let age = Duration::from_millis(300);
+    let age = Duration::from_millis(500);
     let config =
         FileSinkConfig { rotate_age: Some(age), ..FileSinkConfig::new(dir.path().join(NAME)) };
     let mut sink = sink(config);
