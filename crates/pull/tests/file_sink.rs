@@ -352,8 +352,31 @@ async fn a_file_shorter_than_its_mark_is_refused() {
     assert!(err.to_string().contains("changed outside siemgate"), "{err}");
 }
 
+/// A checkpoint written for another path: the old file is cut back to its
+/// committed length and the new one starts empty.
+#[tokio::test]
+async fn a_new_path_leaves_the_old_file_as_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("old"), dir.path().join("new"));
+    fs::create_dir(&old).unwrap();
+    fs::create_dir(&new).unwrap();
+    let mut first = sink(FileSinkConfig::new(old.join(NAME)));
+    first.restore(None).await.unwrap();
+    let mark = window(&mut first, 0, 10).await;
+    write(&mut first, 10, 15).await;
+    drop(first);
+
+    let mut second = sink(FileSinkConfig::new(new.join(NAME)));
+    second.restore(Some(&mark)).await.unwrap();
+    window(&mut second, 10, 20).await;
+    assert_eq!(numbers(&old), upto(10));
+    assert_eq!(numbers(&new), (10..20).collect::<Vec<_>>());
+}
+
+#[cfg(unix)]
 const UNPRIVILEGED_CHILD: &str = "SIEMGATE_TEST_FILE_SINK_LOCKED_DIR";
 
+#[cfg(unix)]
 #[tokio::test]
 async fn a_directory_without_write_permission_gives_a_clear_error() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -385,6 +408,7 @@ async fn a_directory_without_write_permission_gives_a_clear_error() {
     assert!(output.contains("1 passed"), "{output}");
 }
 
+#[cfg(unix)]
 async fn expect_permission_denied(locked: &Path) {
     let path = locked.join(NAME);
     let mut sink = sink(FileSinkConfig::new(&path));
