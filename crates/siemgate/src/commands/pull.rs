@@ -16,6 +16,7 @@ use siemgate_pull::endpoint::{DEFAULT_RESOURCE, Endpoint, Hosts, Region, TokenVe
 use siemgate_pull::follow::{FollowOptions, Stats, Stream, now};
 use siemgate_pull::oneshot::{self, Tries};
 use siemgate_pull::sink::Sink;
+use siemgate_pull::sink::file::{FileSink, FileSinkConfig};
 use siemgate_pull::sink::output::{FileOutput, Format, StdoutOutput};
 use siemgate_pull::token::Tokens;
 use siemgate_pull::window::Pulled;
@@ -388,6 +389,9 @@ struct StreamSettings {
 
 fn streams(args: &PullArgs, tables: Vec<StreamFile>) -> anyhow::Result<Vec<StreamSettings>> {
     let mut streams = Vec::new();
+    if args.output.is_some() && !tables.is_empty() && args.tenant.is_none() {
+        bail!("--output names one file; give each [[stream]] its own `output`");
+    }
     if let Some(tenant) = &args.tenant {
         let checkpoint = args.checkpoint.clone().context(
             "--follow needs --checkpoint FILE: where the stream's position is kept across restarts",
@@ -501,6 +505,20 @@ fn make_sink(args: &PullArgs, stream: &StreamSettings) -> anyhow::Result<Box<dyn
         args.sink.as_deref().unwrap_or(if stream.output.is_some() { "file" } else { "stdout" });
     match kind {
         "stdout" => Ok(Box::new(StdoutOutput::new(Format::Ndjson, false))),
+        "file" => {
+            let path = stream.output.clone().context("--sink file needs --output FILE")?;
+            let config = FileSinkConfig {
+                path,
+                rotate_size: args.rotate_size,
+                rotate_age: args
+                    .rotate_age
+                    .as_deref()
+                    .map(|age| span("rotate-age", Some(age), "").map(std_duration))
+                    .transpose()?,
+                keep: args.keep,
+            };
+            Ok(Box::new(FileSink::new(config)?))
+        }
         other => bail!("--sink {other:?}: write file, stdout, syslog or hec"),
     }
 }
