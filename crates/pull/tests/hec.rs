@@ -56,6 +56,8 @@ struct Received {
     busy_answers: u32,
     batches: Vec<(usize, Vec<Event>)>,
     acks_issued: HashMap<u64, Instant>,
+    next_ack: u64,
+    ack_after: Option<Duration>,
 }
 
 struct Collector {
@@ -72,8 +74,8 @@ impl Collector {
     }
 
     fn serve(listener: tokio::net::TcpListener, behaviour: Behaviour) -> Arc<Collector> {
-        let busy_left = behaviour.busy;
-        let received = Mutex::new(Received { busy_left, ..Received::default() });
+        let (busy_left, ack_after) = (behaviour.busy, behaviour.ack_after);
+        let received = Mutex::new(Received { busy_left, ack_after, ..Received::default() });
         let collector = Arc::new(Collector { behaviour, received });
         let app = Router::new()
             .route("/services/collector/event", post(event))
@@ -87,6 +89,14 @@ impl Collector {
     fn events(&self) -> Vec<Event> {
         let mut received = self.received.lock().unwrap();
         received.batches.drain(..).flat_map(|(_, events)| events).collect()
+    }
+
+    /// Forgets the ack ids handed out, as Splunk does when it restarts, and
+    /// from now on acknowledges batches `after` they arrive.
+    fn restart(&self, after: Duration) {
+        let mut received = self.received.lock().unwrap();
+        received.acks_issued.clear();
+        received.ack_after = Some(after);
     }
 
     /// The size in bytes of each batch accepted.
@@ -163,7 +173,8 @@ async fn event(
     if !collector.behaviour.ack {
         return Ok(axum::Json(json!({ "text": "Success", "code": 0 })));
     }
-    let id = received.acks_issued.len() as u64;
+    let id = received.next_ack;
+    received.next_ack += 1;
     received.acks_issued.insert(id, Instant::now());
     Ok(axum::Json(json!({ "text": "Success", "code": 0, "ackId": id })))
 }
@@ -219,7 +230,7 @@ async fn ack(
         return Err(Refusal::new(StatusCode::BAD_REQUEST, "Invalid data format", 6));
     };
     let received = collector.received.lock().unwrap();
-    let after = collector.behaviour.ack_after;
+    let after = received.ack_after;
     let status: serde_json::Map<String, Value> = query
         .acks
         .iter()
@@ -429,6 +440,26 @@ async fn commit_fails_when_acks_never_come() {
     assert!(error.contains("did not acknowledge 1 of 1 batches"), "{error}");
     assert!(waited >= Duration::from_millis(800), "gave up after {waited:?}");
     assert!(waited < Duration::from_secs(5), "waited {waited:?} for an 800 ms timeout");
+}
+
+#[tokio::test]
+async fn a_retried_window_waits_only_for_its_own_acks() {
+    let behaviour = Behaviour { ack: true, ack_after: None, ..Behaviour::default() };
+    let (url, collector) = Collector::start(behaviour).await;
+    let mut config = HecConfig::new(url, TOKEN);
+    config.ack = true;
+    config.ack_timeout = Duration::from_millis(400);
+    let mut sink = HecSink::new(&config).unwrap();
+    let mut splitter = Splitter::new();
+    let records = records(&mut splitter, &detections(5, 0));
+    let error = fail(&mut sink, &records).await;
+    assert!(error.contains("did not acknowledge"), "{error}");
+
+    collector.restart(Duration::ZERO);
+    collector.events(); // the first try reached splunk; only the retry is checked
+    deliver(&mut sink, &records, 5).await;
+
+    assert_all_arrived(&collector.events(), &records);
 }
 
 #[tokio::test]

@@ -270,7 +270,11 @@ impl HecSink {
                     return Err(SinkError::Refused(message));
                 }
                 Failure::Retry(message) => {
-                    tracing::warn!(attempt, error = %message, "splunk hec request failed; retrying");
+                    tracing::warn!(
+                        attempt,
+                        error = %message,
+                        "splunk hec request failed; retrying"
+                    );
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     attempt += 1;
@@ -331,12 +335,13 @@ impl HecSink {
     /// Text from the server, shortened and with the token cut out, in case a
     /// proxy or a misconfigured Splunk echoes the request.
     fn scrub(&self, text: &[u8]) -> String {
-        let text = String::from_utf8_lossy(&text[..text.len().min(300)]);
-        let text = text.trim();
-        if self.token.0.is_empty() {
-            text.to_string()
-        } else {
-            text.replace(&self.token.0, "<token>")
+        let mut text = String::from_utf8_lossy(text).trim().to_string();
+        if !self.token.0.is_empty() {
+            text = text.replace(&self.token.0, "<token>");
+        }
+        match text.char_indices().nth(300) {
+            Some((cut, _)) => format!("{}...", &text[..cut]),
+            None => text,
         }
     }
 
@@ -403,17 +408,13 @@ fn explain(status: StatusCode, text: &str, code: Option<i64>) -> String {
     let hint = match code {
         Some(1) => "the HEC token is disabled in splunk; enable it or use another",
         Some(2..=4) => "splunk does not accept the HEC token; check that it is right",
-        Some(7) => {
-            "the token may not write to the configured index; check the index name and the token's allowed indexes"
-        }
-        Some(9) | Some(18) => "splunk is busy",
+        Some(7) => "check the index name and that the token may write to it",
         Some(10) | Some(11) => {
             "splunk wants a request channel: turn ack on here, or off on the token"
         }
         Some(14) => {
             "indexer acknowledgement is off for this HEC token; enable it or turn ack off here"
         }
-        Some(16) => "this splunk refuses the token in this form",
         _ => "",
     };
     let code = code.map(|c| format!(", code {c}")).unwrap_or_default();
@@ -454,7 +455,8 @@ fn client(config: &HecConfig) -> Result<Client, SinkError> {
     if config.insecure {
         tracing::warn!(
             url = %config.url,
-            "not verifying splunk's TLS certificate: anyone on the path can read the token and the detections"
+            "not verifying splunk's TLS certificate: anyone on the path can read \
+             the token and the detections"
         );
         builder = builder.danger_accept_invalid_certs(true);
     }
