@@ -52,6 +52,8 @@ struct Event {
 
 #[derive(Default)]
 struct Received {
+    /// Event requests of any outcome.
+    requests: u32,
     busy_left: u32,
     busy_answers: u32,
     batches: Vec<(usize, Vec<Event>)>,
@@ -161,6 +163,7 @@ async fn event(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<axum::Json<Value>, Refusal> {
+    collector.received.lock().unwrap().requests += 1;
     check_token(&headers)?;
     check_channel(&collector, &headers)?;
     let mut received = collector.received.lock().unwrap();
@@ -379,6 +382,7 @@ async fn a_wrong_token_is_named_and_never_shown() {
     assert!(error.contains("check that it is right"), "{error}");
     assert!(!error.contains(wrong), "the token leaked: {error}");
     assert!(!format!("{config:?} {sink:?}").contains(wrong), "the token leaked into debug output");
+    assert_eq!(collector.received.lock().unwrap().requests, 1, "a refusal is not retried");
     assert!(collector.events().is_empty());
 }
 
