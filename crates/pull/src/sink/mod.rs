@@ -3,6 +3,7 @@
 //! commit does the checkpoint move past those records.
 
 pub mod file;
+pub mod hec;
 
 use async_trait::async_trait;
 
