@@ -615,4 +615,7 @@ pub struct PullArgs {
     /// PEM certificates to trust for HEC.
     #[arg(long, value_name = "FILE", help_heading = "Splunk HEC sink")]
     pub hec_ca_file: Option<PathBuf>,
+    /// Accept any certificate from HEC, for a test Splunk with a self-signed one. Never in production.
+    #[arg(long, help_heading = "Splunk HEC sink")]
+    pub hec_insecure: bool,
 }

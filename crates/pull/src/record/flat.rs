@@ -1,57 +1,118 @@
-//! The fast path for reading a record: one pass over a flat object (every
+//! The fast path for reading records: one pass over a flat object (every
 //! value a string, number, `true`, `false` or `null`, as the API's records
-//! are) that checks it is valid JSON and picks out the two keys the puller
-//! needs. Anything else, including every invalid record, goes to serde_json,
+//! are) that finds where it ends, checks that it is valid JSON and notes
+//! where the two values the puller needs sit. Anything else, including
+//! every invalid record, goes to the general splitter and to serde_json,
 //! which reads it fully and words the error.
 //!
-//! It exists because a general parser visiting all fifty values of every
-//! record was the largest cost of pulling a big window.
+//! It exists because finding a record's end and then parsing it were two
+//! full passes over every byte, the largest cost of pulling a big window.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
-use super::Keys;
+/// Where a string value sits in its record, quotes included.
+#[derive(Debug, Clone)]
+pub(crate) struct Field {
+    pub range: Range<usize>,
+    pub escaped: bool,
+}
 
-/// The two keys of a valid flat record, or `None` when the record is not
-/// flat, not valid, or holds either key twice or not as a string.
-pub(crate) fn keys(json: &[u8]) -> Option<Keys<'_>> {
-    std::str::from_utf8(json).ok()?;
-    let mut full_id = None;
-    let mut processed = None;
+impl Field {
+    /// The string's text: borrowed when it has no escapes.
+    pub fn text<'a>(&self, record: &'a [u8]) -> Option<Cow<'a, str>> {
+        let value = &record[self.range.clone()];
+        if self.escaped {
+            serde_json::from_slice::<String>(value).ok().map(Cow::Owned)
+        } else {
+            std::str::from_utf8(&value[1..value.len() - 1]).ok().map(Cow::Borrowed)
+        }
+    }
+}
+
+/// The two values, where the record has them as strings.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Fields {
+    pub full_id: Option<Field>,
+    pub processed: Option<Field>,
+}
+
+/// What [`scan`] made of the bytes from a `{`.
+#[derive(Debug)]
+pub(crate) enum Scan {
+    /// A valid flat record of `len` bytes.
+    Record { len: usize, fields: Fields },
+    /// The bytes end before the record does.
+    Incomplete,
+    /// Not a valid flat record: nested, invalid, or a key twice.
+    Other,
+}
+
+/// Why the parse stopped.
+enum Stop {
+    End,
+    Other,
+}
+
+type Step<T> = Result<T, Stop>;
+
+fn at(json: &[u8], i: usize) -> Step<u8> {
+    json.get(i).copied().ok_or(Stop::End)
+}
+
+/// Reads the record that starts at `json[0]` (a `{`).
+pub(crate) fn scan(json: &[u8]) -> Scan {
+    match object(json) {
+        Ok((len, fields)) if std::str::from_utf8(&json[..len]).is_ok() => {
+            Scan::Record { len, fields }
+        }
+        Ok(_) | Err(Stop::Other) => Scan::Other,
+        Err(Stop::End) => Scan::Incomplete,
+    }
+}
+
+fn object(json: &[u8]) -> Step<(usize, Fields)> {
+    let mut fields = Fields::default();
     let mut i = space(json, 1);
-    if json.get(i)? == &b'}' {
-        return (i + 1 == json.len()).then_some(Keys { full_id: None, processed: None });
+    if at(json, i)? == b'}' {
+        return Ok((i + 1, fields));
     }
     loop {
         let (key_end, key_escaped) = string(json, i)?;
         let key = &json[i + 1..key_end - 1];
         i = space(json, key_end);
-        if json.get(i)? != &b':' {
-            return None;
+        if at(json, i)? != b':' {
+            return Err(Stop::Other);
         }
         i = space(json, i + 1);
         let start = i;
-        let (end, escaped) = match json.get(i)? {
+        let (end, escaped) = match at(json, i)? {
             b'"' => string(json, i)?,
             _ => (literal(json, i)?, false),
         };
-        let value = &json[start..end];
         let slot = match key {
             _ if key_escaped => None,
-            b"FullId" => Some(&mut full_id),
-            b"LastProcessedTimeUtc" => Some(&mut processed),
+            b"FullId" => Some(&mut fields.full_id),
+            b"LastProcessedTimeUtc" => Some(&mut fields.processed),
             _ => None,
         };
         if let Some(slot) = slot {
-            if slot.is_some() || value[0] != b'"' {
-                return None;
+            // A key twice is for serde_json to refuse, with its own words.
+            if slot.is_some() {
+                return Err(Stop::Other);
             }
-            *slot = Some(text(value, escaped)?);
+            match json[start] {
+                b'"' => *slot = Some(Field { range: start..end, escaped }),
+                b'n' => {}
+                // A number or boolean where a string belongs: serde_json says so.
+                _ => return Err(Stop::Other),
+            }
         }
         i = space(json, end);
-        match json.get(i)? {
+        match at(json, i)? {
             b',' => i = space(json, i + 1),
-            b'}' if i + 1 == json.len() => return Some(Keys { full_id, processed }),
-            _ => return None,
+            b'}' => return Ok((i + 1, fields)),
+            _ => return Err(Stop::Other),
         }
     }
 }
@@ -64,66 +125,75 @@ fn space(json: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// A string starting at `i` (which must be `"`): the index just past its
-/// closing quote, and whether it holds escapes. Checks the escapes and that
-/// no raw control character sits inside.
-fn string(json: &[u8], i: usize) -> Option<(usize, bool)> {
-    if json.get(i)? != &b'"' {
-        return None;
+/// A string starting at `i`: the index just past its closing quote, and
+/// whether it holds escapes. Checks the escapes and that no raw control
+/// character sits inside.
+fn string(json: &[u8], i: usize) -> Step<(usize, bool)> {
+    if at(json, i)? != b'"' {
+        return Err(Stop::Other);
     }
-    let mut at = i + 1;
+    let mut i = i + 1;
     let mut escaped = false;
     loop {
         // One pass stops at a quote, a backslash or a control character,
         // which JSON does not allow raw inside a string.
-        let found = at + json[at..].iter().position(|b| matches!(b, b'"' | b'\\' | 0..0x20))?;
-        if json[found] < 0x20 {
-            return None;
-        }
-        if json[found] == b'"' {
-            return Some((found + 1, escaped));
+        let rest = &json[i..];
+        i += rest.iter().position(|b| matches!(b, b'"' | b'\\' | 0..0x20)).ok_or(Stop::End)?;
+        match json[i] {
+            b'"' => return Ok((i + 1, escaped)),
+            b'\\' => {}
+            _ => return Err(Stop::Other),
         }
         escaped = true;
-        at = match json.get(found + 1)? {
-            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => found + 2,
+        i = match at(json, i + 1)? {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i + 2,
             b'u' => {
-                let hex = json.get(found + 2..found + 6)?;
+                let hex = json.get(i + 2..i + 6).ok_or(Stop::End)?;
                 if !hex.iter().all(u8::is_ascii_hexdigit) {
-                    return None;
+                    return Err(Stop::Other);
                 }
-                found + 6
+                i + 6
             }
-            _ => return None,
+            _ => return Err(Stop::Other),
         };
     }
 }
 
-/// A number, `true`, `false` or `null` starting at `i`: the index just past it.
-fn literal(json: &[u8], i: usize) -> Option<usize> {
+/// A number, `true`, `false` or `null` starting at `i`: the index just past
+/// it. Running into the end of the bytes means more may follow.
+fn literal(json: &[u8], i: usize) -> Step<usize> {
     for word in [&b"true"[..], b"false", b"null"] {
-        if json[i..].starts_with(word) {
-            return Some(i + word.len());
+        let have = &json[i..json.len().min(i + word.len())];
+        if word.starts_with(have) {
+            return if have.len() == word.len() { Ok(i + word.len()) } else { Err(Stop::End) };
         }
     }
-    number(json, i)
+    let end = number(json, i)?;
+    if end == json.len() { Err(Stop::End) } else { Ok(end) }
 }
 
 /// A JSON number: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
-fn number(json: &[u8], mut i: usize) -> Option<usize> {
+fn number(json: &[u8], mut i: usize) -> Step<usize> {
     let digits = |json: &[u8], mut i: usize| {
         let start = i;
         while json.get(i).is_some_and(u8::is_ascii_digit) {
             i += 1;
         }
-        (i > start).then_some(i)
+        if i > start {
+            Ok(i)
+        } else if i == json.len() {
+            Err(Stop::End)
+        } else {
+            Err(Stop::Other)
+        }
     };
     if json.get(i) == Some(&b'-') {
         i += 1;
     }
-    i = match json.get(i)? {
+    i = match at(json, i)? {
         b'0' => i + 1,
         b'1'..=b'9' => digits(json, i)?,
-        _ => return None,
+        _ => return Err(Stop::Other),
     };
     if json.get(i) == Some(&b'.') {
         i = digits(json, i + 1)?;
@@ -135,21 +205,13 @@ fn number(json: &[u8], mut i: usize) -> Option<usize> {
         }
         i = digits(json, i)?;
     }
-    Some(i)
-}
-
-/// A JSON string's text: borrowed when it has no escapes.
-fn text(value: &[u8], escaped: bool) -> Option<Cow<'_, str>> {
-    if escaped {
-        serde_json::from_slice::<String>(value).ok().map(Cow::Owned)
-    } else {
-        std::str::from_utf8(&value[1..value.len() - 1]).ok().map(Cow::Borrowed)
-    }
+    Ok(i)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Keys;
 
     /// What serde_json makes of the record: the yardstick for the fast path.
     fn slow(json: &str) -> Option<(Option<String>, Option<String>)> {
@@ -158,8 +220,14 @@ mod tests {
     }
 
     fn fast(json: &str) -> Option<(Option<String>, Option<String>)> {
-        let keys = keys(json.as_bytes())?;
-        Some((keys.full_id.map(Cow::into_owned), keys.processed.map(Cow::into_owned)))
+        let bytes = json.as_bytes();
+        match scan(bytes) {
+            Scan::Record { len, fields } if len == bytes.len() => {
+                let text = |f: Option<Field>| f.map(|f| f.text(bytes).unwrap().into_owned());
+                Some((text(fields.full_id), text(fields.processed)))
+            }
+            _ => None,
+        }
     }
 
     #[test]
@@ -184,7 +252,6 @@ mod tests {
             r#"{"A":"x""B":1}"#,
             r#"{"A":{"B":1}}"#,
             r#"{"A":[1,2]}"#,
-            r#"{"A":1}  "#,
         ];
         for json in cases {
             // None defers: serde_json decides.
@@ -200,7 +267,19 @@ mod tests {
     }
 
     #[test]
+    fn a_record_cut_anywhere_is_incomplete_never_wrong() {
+        let json = br#"{"FullId":"a\u0041","N":-12.5e+3,"B":false,"X":null,"LastProcessedTimeUtc":"t"}"#;
+        for cut in 1..json.len() {
+            assert!(matches!(scan(&json[..cut]), Scan::Incomplete), "cut at {cut}");
+        }
+        assert!(matches!(scan(json), Scan::Record { len, .. } if len == json.len()));
+        let mut longer = json.to_vec();
+        longer.extend_from_slice(b",{");
+        assert!(matches!(scan(&longer), Scan::Record { len, .. } if len == json.len()));
+    }
+
+    #[test]
     fn invalid_utf8_is_deferred() {
-        assert!(keys(b"{\"A\":\"\xff\"}").is_none());
+        assert!(matches!(scan(b"{\"A\":\"\xff\"}"), Scan::Other));
     }
 }

@@ -37,6 +37,10 @@ pub enum RecordError {
     Truncated { records: u64 },
 }
 
+/// How much of a record the fast path waits for before leaving it to the
+/// general scan.
+const FAST_PATH_LIMIT: usize = 64 * 1024;
+
 /// Where the splitter is in the body's grammar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -54,6 +58,14 @@ enum State {
     End,
 }
 
+/// A complete record in the buffer, with its two values located when the
+/// fast path read it.
+#[derive(Debug)]
+struct Found {
+    range: Range<usize>,
+    fields: Option<flat::Fields>,
+}
+
 /// Splits a JSON array arriving in pieces into its objects.
 #[derive(Debug)]
 pub struct Splitter {
@@ -67,7 +79,7 @@ pub struct Splitter {
     /// Where the record being scanned starts in `buf`.
     record_start: usize,
     /// Complete records scanned but not yet handed out.
-    complete: Vec<Range<usize>>,
+    complete: Vec<Found>,
     state: State,
     records: u64,
 }
@@ -106,17 +118,17 @@ impl Splitter {
 
     /// The records completed by the pieces pushed so far, each checked.
     pub fn take(&mut self) -> Result<Vec<Record<'_>>, RecordError> {
-        let ranges = std::mem::take(&mut self.complete);
-        if let Some(last) = ranges.last() {
-            self.handed = last.end;
+        let found = std::mem::take(&mut self.complete);
+        if let Some(last) = found.last() {
+            self.handed = last.range.end;
         }
         let first = self.records;
-        self.records += ranges.len() as u64;
+        self.records += found.len() as u64;
         let buf = &self.buf;
-        ranges
+        found
             .into_iter()
             .enumerate()
-            .map(|(i, range)| read_record(&buf[range], first + i as u64 + 1))
+            .map(|(i, f)| read_record(&buf[f.range], f.fields, first + i as u64 + 1))
             .collect()
     }
 
@@ -138,8 +150,8 @@ impl Splitter {
         self.base += handed as u64;
         self.scanned -= handed;
         self.record_start = self.record_start.saturating_sub(handed);
-        for range in &mut self.complete {
-            *range = range.start - handed..range.end - handed;
+        for found in &mut self.complete {
+            found.range = found.range.start - handed..found.range.end - handed;
         }
         self.handed = 0;
     }
@@ -165,10 +177,22 @@ impl Splitter {
                 State::Open | State::AfterRecord if b == b']' => self.state = State::End,
                 State::AfterRecord if b == b',' => self.state = State::AfterComma,
                 State::AfterRecord => return Err(self.syntax("expected `,` or `]`", i)),
-                State::Open | State::AfterComma if b == b'{' => {
-                    self.record_start = i;
-                    self.state = State::InRecord { depth: 1, in_string: false, escaped: false };
-                }
+                State::Open | State::AfterComma if b == b'{' => match flat::scan(&self.buf[i..]) {
+                    flat::Scan::Record { len, fields } => {
+                        self.complete.push(Found { range: i..i + len, fields: Some(fields) });
+                        self.state = State::AfterRecord;
+                        i += len;
+                        continue;
+                    }
+                    // Read again from its `{` when more has arrived, unless it
+                    // is already long: then the general scan takes it, so that
+                    // a huge record is not read over and over.
+                    flat::Scan::Incomplete if self.buf.len() - i < FAST_PATH_LIMIT => break,
+                    flat::Scan::Incomplete | flat::Scan::Other => {
+                        self.record_start = i;
+                        self.state = State::InRecord { depth: 1, in_string: false, escaped: false };
+                    }
+                },
                 State::Open | State::AfterComma => {
                     return Err(self.syntax("expected a detection (a JSON object)", i));
                 }
@@ -218,7 +242,8 @@ impl Splitter {
                 b'}' | b']' => {
                     depth -= 1;
                     if depth == 0 {
-                        self.complete.push(self.record_start..i + 1);
+                        let range = self.record_start..i + 1;
+                        self.complete.push(Found { range, fields: None });
                         self.state = State::AfterRecord;
                         return Ok(i + 1);
                     }
@@ -241,10 +266,17 @@ pub(crate) struct Keys<'a> {
     pub processed: Option<Cow<'a, str>>,
 }
 
-fn read_record(json: &[u8], number: u64) -> Result<Record<'_>, RecordError> {
+fn read_record(
+    json: &[u8],
+    fields: Option<flat::Fields>,
+    number: u64,
+) -> Result<Record<'_>, RecordError> {
     let problem = |problem: String| RecordError::Record { number, problem };
-    let keys = match flat::keys(json) {
-        Some(keys) => keys,
+    let keys = match fields {
+        Some(f) => Keys {
+            full_id: f.full_id.and_then(|f| f.text(json)),
+            processed: f.processed.and_then(|f| f.text(json)),
+        },
         None => serde_json::from_slice(json).map_err(|e| problem(e.to_string()))?,
     };
     let full_id = match keys.full_id {

@@ -17,6 +17,7 @@ use siemgate_pull::follow::{FollowOptions, Stats, Stream, now};
 use siemgate_pull::oneshot::{self, Tries};
 use siemgate_pull::sink::Sink;
 use siemgate_pull::sink::file::{FileSink, FileSinkConfig};
+use siemgate_pull::sink::hec::{HecConfig, HecSink};
 use siemgate_pull::sink::output::{FileOutput, Format, StdoutOutput};
 use siemgate_pull::token::Tokens;
 use siemgate_pull::window::Pulled;
@@ -85,6 +86,7 @@ pub struct PullFile {
     pub hec_sourcetype: Option<String>,
     pub hec_ack: Option<bool>,
     pub hec_ca_file: Option<PathBuf>,
+    pub hec_insecure: Option<bool>,
     #[serde(default)]
     pub stream: Vec<StreamFile>,
 }
@@ -155,6 +157,7 @@ fn merge(mut args: PullArgs, file: &mut PullFile) -> PullArgs {
     args.follow |= file.follow.unwrap_or(false);
     args.no_gzip |= file.no_gzip.unwrap_or(false);
     args.hec_ack |= file.hec_ack.unwrap_or(false);
+    args.hec_insecure |= file.hec_insecure.unwrap_or(false);
     args
 }
 
@@ -518,6 +521,27 @@ fn make_sink(args: &PullArgs, stream: &StreamSettings) -> anyhow::Result<Box<dyn
                 keep: args.keep,
             };
             Ok(Box::new(FileSink::new(config)?))
+        }
+        "hec" => {
+            let url = args.hec_url.clone().context("--sink hec needs --hec-url")?;
+            let token = match &args.hec_token_file {
+                Some(path) => first_line(path, "HEC token")?,
+                None => {
+                    let var = args.hec_token_env.as_deref().unwrap_or("SIEMGATE_PULL_HEC_TOKEN");
+                    std::env::var(var).ok().filter(|t| !t.trim().is_empty()).with_context(|| {
+                        format!("no HEC token: put it in {var}, or give --hec-token-file")
+                    })?
+                }
+            };
+            let mut config = HecConfig::new(url, token.trim());
+            config.index = args.hec_index.clone();
+            if let Some(sourcetype) = &args.hec_sourcetype {
+                config.sourcetype = sourcetype.clone();
+            }
+            config.ack = args.hec_ack;
+            config.ca_file = args.hec_ca_file.clone();
+            config.insecure = args.hec_insecure;
+            Ok(Box::new(HecSink::new(&config)?))
         }
         other => bail!("--sink {other:?}: write file, stdout, syslog or hec"),
     }
