@@ -2,6 +2,8 @@
 //! in slices, and is asked to commit at the end of the window; only after a
 //! commit does the checkpoint move past those records.
 
+pub mod syslog;
+
 use async_trait::async_trait;
 
 use crate::record::Record;
