@@ -291,10 +291,10 @@ impl Sink for SyslogSink {
     }
 
     async fn commit(&mut self) -> Result<Mark, SinkError> {
-        if self.config.transport != Transport::Udp {
-            if let Err(e) = self.write_pending(true).await {
-                return Err(self.fail("flushing to", e));
-            }
+        if self.config.transport != Transport::Udp
+            && let Err(e) = self.write_pending(true).await
+        {
+            return Err(self.fail("flushing to", e));
         }
         Ok(Mark::Null)
     }
