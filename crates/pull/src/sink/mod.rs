@@ -4,6 +4,7 @@
 
 pub mod file;
 pub mod hec;
+pub mod syslog;
 
 use async_trait::async_trait;
 
