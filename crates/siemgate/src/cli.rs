@@ -578,7 +578,7 @@ pub struct PullArgs {
     #[arg(long, value_name = "N", help_heading = "File sink")]
     pub keep: Option<usize>,
 
-    /// The syslog receiver, HOST:PORT.
+    /// The syslog receiver, HOST or HOST:PORT [default port: 514, or 6514 for TLS].
     #[arg(long, value_name = "HOST:PORT", help_heading = "Syslog sink")]
     pub syslog: Option<String>,
     /// udp, tcp (octet counting) or tls [default: tcp].
@@ -590,9 +590,9 @@ pub struct PullArgs {
     /// The name the TLS receiver's certificate must carry [default: the host].
     #[arg(long, value_name = "NAME", help_heading = "Syslog sink")]
     pub syslog_server_name: Option<String>,
-    /// The syslog facility number (0-23) [default: 16, local0].
-    #[arg(long, value_name = "N", help_heading = "Syslog sink")]
-    pub syslog_facility: Option<u8>,
+    /// The syslog facility, by name (local0-local7, user, ...) or number [default: local0].
+    #[arg(long, value_name = "FACILITY", help_heading = "Syslog sink")]
+    pub syslog_facility: Option<String>,
 
     /// Splunk's HTTP Event Collector, such as https://splunk:8088.
     #[arg(long, value_name = "URL", help_heading = "Splunk HEC sink")]

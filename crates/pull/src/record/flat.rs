@@ -268,7 +268,8 @@ mod tests {
 
     #[test]
     fn a_record_cut_anywhere_is_incomplete_never_wrong() {
-        let json = br#"{"FullId":"a\u0041","N":-12.5e+3,"B":false,"X":null,"LastProcessedTimeUtc":"t"}"#;
+        let json =
+            br#"{"FullId":"a\u0041","N":-12.5e+3,"B":false,"X":null,"LastProcessedTimeUtc":"t"}"#;
         for cut in 1..json.len() {
             assert!(matches!(scan(&json[..cut]), Scan::Incomplete), "cut at {cut}");
         }

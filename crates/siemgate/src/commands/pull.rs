@@ -19,6 +19,7 @@ use siemgate_pull::sink::Sink;
 use siemgate_pull::sink::file::{FileSink, FileSinkConfig};
 use siemgate_pull::sink::hec::{HecConfig, HecSink};
 use siemgate_pull::sink::output::{FileOutput, Format, StdoutOutput};
+use siemgate_pull::sink::syslog::{Facility, SyslogConfig, SyslogSink, Transport};
 use siemgate_pull::token::Tokens;
 use siemgate_pull::window::Pulled;
 use tokio::sync::watch;
@@ -78,7 +79,7 @@ pub struct PullFile {
     pub syslog_transport: Option<String>,
     pub syslog_ca_file: Option<PathBuf>,
     pub syslog_server_name: Option<String>,
-    pub syslog_facility: Option<u8>,
+    pub syslog_facility: Option<String>,
     pub hec_url: Option<String>,
     pub hec_token_env: Option<String>,
     pub hec_token_file: Option<PathBuf>,
@@ -522,6 +523,7 @@ fn make_sink(args: &PullArgs, stream: &StreamSettings) -> anyhow::Result<Box<dyn
             };
             Ok(Box::new(FileSink::new(config)?))
         }
+        "syslog" => Ok(Box::new(SyslogSink::new(syslog_config(args)?)?)),
         "hec" => {
             let url = args.hec_url.clone().context("--sink hec needs --hec-url")?;
             let token = match &args.hec_token_file {
@@ -544,5 +546,49 @@ fn make_sink(args: &PullArgs, stream: &StreamSettings) -> anyhow::Result<Box<dyn
             Ok(Box::new(HecSink::new(&config)?))
         }
         other => bail!("--sink {other:?}: write file, stdout, syslog or hec"),
+    }
+}
+
+/// The syslog sink's settings: `--syslog HOST[:PORT]` and its companions.
+fn syslog_config(args: &PullArgs) -> anyhow::Result<SyslogConfig> {
+    let target = args.syslog.as_deref().context("--sink syslog needs --syslog HOST:PORT")?;
+    let transport = match args.syslog_transport.as_deref().unwrap_or("tcp") {
+        "udp" => Transport::Udp,
+        "tcp" => Transport::Tcp,
+        "tls" => Transport::Tls,
+        other => bail!("--syslog-transport {other:?}: write udp, tcp or tls"),
+    };
+    let (host, port) = split_host_port(target)
+        .with_context(|| format!("--syslog {target:?}: write HOST or HOST:PORT"))?;
+    let mut config = SyslogConfig::new(host, transport);
+    if let Some(port) = port {
+        config.port = port;
+    }
+    config.ca_file = args.syslog_ca_file.clone();
+    config.server_name = args.syslog_server_name.clone();
+    if let Some(facility) = &args.syslog_facility {
+        config.facility =
+            facility.parse::<Facility>().map_err(|e| anyhow::anyhow!("--syslog-facility: {e}"))?;
+    }
+    Ok(config)
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn split_host_port(text: &str) -> Option<(String, Option<u16>)> {
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p.parse().ok()?),
+            None if after.is_empty() => None,
+            None => return None,
+        };
+        return Some((host.to_string(), port));
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => {
+            Some((host.to_string(), Some(port.parse().ok()?)))
+        }
+        Some(_) => Some((text.to_string(), None)),
+        None => Some((text.to_string(), None)),
     }
 }
