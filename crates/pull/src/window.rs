@@ -125,20 +125,11 @@ async fn stream_into(
     sink: &mut dyn Sink,
     progress: &mut (dyn FnMut(&Pulled) + Send),
 ) -> Result<Pulled, PullError> {
-    let until = keep.bounds.map(|(_, until)| until);
     let mut splitter = Splitter::new();
     let mut pulled = Pulled::default();
     while let Some(chunk) = next_chunk(&mut response).await? {
         pulled.bytes += chunk.len() as u64;
-        splitter.push(&chunk).map_err(malformed)?;
-        let records = splitter.take().map_err(malformed)?;
-        let total = records.len() as u64;
-        let kept: Vec<Record<'_>> = records.into_iter().filter(|r| keep.wants(r)).collect();
-        pulled.skipped += total - kept.len() as u64;
-        if !kept.is_empty() {
-            sink.write(&kept).await?;
-            pulled.count(&kept, until);
-        }
+        deliver(&mut splitter, &chunk, keep, sink, &mut pulled).await?;
         progress(&pulled);
     }
     splitter.finish().map_err(malformed)?;
@@ -175,7 +166,6 @@ async fn replay(
 ) -> Result<Pulled, PullError> {
     let spool_error = |e| PullError::io("cannot read the spool file", e);
     spool.rewind().await.map_err(spool_error)?;
-    let until = keep.bounds.map(|(_, until)| until);
     let mut splitter = Splitter::new();
     let mut pulled = Pulled::default();
     let mut buf = vec![0u8; 256 * 1024];
@@ -184,17 +174,30 @@ async fn replay(
         if n == 0 {
             break;
         }
-        splitter.push(&buf[..n]).map_err(malformed)?;
-        let records = splitter.take().map_err(malformed)?;
-        let total = records.len() as u64;
-        let kept: Vec<Record<'_>> = records.into_iter().filter(|r| keep.wants(r)).collect();
-        pulled.skipped += total - kept.len() as u64;
-        if !kept.is_empty() {
-            sink.write(&kept).await?;
-            pulled.count(&kept, until);
-        }
+        deliver(&mut splitter, &buf[..n], keep, sink, &mut pulled).await?;
     }
     Ok(pulled)
+}
+
+/// Splits the next piece of a body and hands the records `keep` wants to
+/// the sink.
+async fn deliver(
+    splitter: &mut Splitter,
+    piece: &[u8],
+    keep: &Keep,
+    sink: &mut dyn Sink,
+    pulled: &mut Pulled,
+) -> Result<(), PullError> {
+    splitter.push(piece).map_err(malformed)?;
+    let records = splitter.take().map_err(malformed)?;
+    let total = records.len() as u64;
+    let kept: Vec<Record<'_>> = records.into_iter().filter(|r| keep.wants(r)).collect();
+    pulled.skipped += total - kept.len() as u64;
+    if !kept.is_empty() {
+        sink.write(&kept).await?;
+        pulled.count(&kept, keep.bounds.map(|(_, until)| until));
+    }
+    Ok(())
 }
 
 /// Waits between attempts: the server's `Retry-After` when it gave one,
