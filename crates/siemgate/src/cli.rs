@@ -501,7 +501,7 @@ pub struct PullArgs {
     /// The token endpoint's version: 1 (resource) or 2 (scope) [default: 1].
     #[arg(long, value_parser = ["1", "2"])]
     pub token_version: Option<String>,
-    /// PEM certificates to trust besides the system's, such as a siemgate server's CA.
+    /// PEM certificates to trust besides the built-in public roots, such as a siemgate server's CA.
     #[arg(long, env = "SIEMGATE_PULL_CA_FILE", value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
     /// An HTTP or HTTPS proxy for every request.
