@@ -257,6 +257,50 @@ output = "fabrikam-out.ndjson"
     assert!(demo_all.len() >= 300, "the demo's backfill was followed: {}", demo_all.len());
 }
 
+#[test]
+fn two_streams_naming_one_checkpoint_are_refused() {
+    let env = Env::new();
+    let stream = |name: &str, checkpoint: &str| {
+        format!(
+            "[[stream]]\ntenant = \"{name}.onmicrosoft.com\"\nclient_id = \"{name}-app\"\n\
+             secret_env = \"SECRET\"\ncheckpoint = \"{checkpoint}\"\noutput = \"{name}.ndjson\"\n"
+        )
+    };
+    let absolute = env.dir.path().join("shared.checkpoint");
+    // The same file however it is written: the puller runs in the test's folder.
+    let spellings = [
+        ("shared.checkpoint", "shared.checkpoint"),
+        ("./shared.checkpoint", absolute.to_str().unwrap()),
+    ];
+    for (first, second) in spellings {
+        let config = env.file(
+            "pull.toml",
+            &format!(
+                "url = \"https://127.0.0.1:9\"\n{}{}",
+                stream("contoso", first),
+                stream("fabrikam", second)
+            ),
+        );
+
+        let out = env
+            .command(&["pull", "--follow", "--config", &config])
+            .env("SECRET", "s")
+            .current_dir(env.dir.path())
+            .output()
+            .unwrap();
+
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{first} and {second} were both followed");
+        assert!(err.contains("share the checkpoint") && err.contains("shared.checkpoint"), "{err}");
+        let written: Vec<_> = std::fs::read_dir(env.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.contains("checkpoint") || name.ends_with(".ndjson"))
+            .collect();
+        assert!(written.is_empty(), "a refused configuration wrote {written:?}");
+    }
+}
+
 /// A syslog receiver on TCP that reads RFC 6587 octet-counted frames and
 /// keeps each message, or why a frame was not one.
 struct SyslogReceiver {
