@@ -425,10 +425,15 @@ fn streams(args: &PullArgs, tables: Vec<StreamFile>) -> anyhow::Result<Vec<Strea
             "nothing to follow: give --tenant, --client-id and --checkpoint, or [[stream]] tables in --config"
         );
     }
-    let mut checkpoints: Vec<&Path> = streams.iter().map(|s| s.checkpoint.as_path()).collect();
+    // Compared as absolute paths: `./cp.json` and `/srv/cp.json` may be one
+    // file, whose second lock would otherwise be blamed on another puller.
+    let mut checkpoints: Vec<PathBuf> = streams
+        .iter()
+        .map(|s| std::path::absolute(&s.checkpoint).unwrap_or_else(|_| s.checkpoint.clone()))
+        .collect();
     checkpoints.sort();
-    if checkpoints.windows(2).any(|w| w[0] == w[1]) {
-        bail!("two streams share a checkpoint; give each its own");
+    if let Some(pair) = checkpoints.windows(2).find(|w| w[0] == w[1]) {
+        bail!("two streams share the checkpoint {}; give each its own", pair[0].display());
     }
     Ok(streams)
 }

@@ -180,3 +180,54 @@ impl Env {
         Served { child, https, http, ca_file, printed, log }
     }
 }
+
+/// The credentials `serve --demo` printed for its tenant and app.
+pub struct Demo {
+    pub tenant: String,
+    pub client_id: String,
+    pub secret: String,
+}
+
+impl Served {
+    /// Reads the demo tenant and app from the lines the server printed.
+    pub fn demo(&self) -> Demo {
+        let line =
+            |prefix: &str| self.printed.iter().find(|l| l.starts_with(prefix)).unwrap().clone();
+        let tenant = line("demo tenant");
+        let app = line("demo app");
+        let words: Vec<&str> = app.split_whitespace().collect();
+        Demo {
+            tenant: tenant.split_whitespace().nth(2).unwrap().to_string(),
+            client_id: words[4].to_string(),
+            secret: words[6].to_string(),
+        }
+    }
+}
+
+/// One stored detection, as the store's own columns hold it.
+pub struct StoredDetection {
+    pub full_id: String,
+    pub alert_id: String,
+    /// `LastProcessedTimeUtc` in 100 ns ticks since the Unix epoch.
+    pub processed: i64,
+}
+
+impl Env {
+    /// The detections stored for the tenant named `tenant`, read from the
+    /// SQLite file itself rather than through any siemgate code.
+    pub fn stored_for(&self, tenant: &str) -> Vec<StoredDetection> {
+        let conn = rusqlite::Connection::open(&self.db).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT d.full_id, d.alert_id, d.processed FROM detections d
+                 JOIN tenants t ON t.tenant_key = d.tenant_key WHERE t.name = ?1",
+            )
+            .unwrap();
+        stmt.query_map([tenant], |r| {
+            Ok(StoredDetection { full_id: r.get(0)?, alert_id: r.get(1)?, processed: r.get(2)? })
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+}
