@@ -10,28 +10,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Env, Served};
+use common::{Demo, Env, Served};
 use siemgate_model::Timestamp;
-
-/// The demo credentials a server printed.
-struct Demo {
-    tenant: String,
-    client_id: String,
-    secret: String,
-}
-
-fn demo(served: &Served) -> Demo {
-    let line =
-        |prefix: &str| served.printed.iter().find(|l| l.starts_with(prefix)).unwrap().clone();
-    let tenant = line("demo tenant");
-    let app = line("demo app");
-    let words: Vec<&str> = app.split_whitespace().collect();
-    Demo {
-        tenant: tenant.split_whitespace().nth(2).unwrap().to_string(),
-        client_id: words[4].to_string(),
-        secret: words[6].to_string(),
-    }
-}
 
 /// `siemgate pull` pointed at `served` with the demo app's credentials.
 fn pull(env: &Env, served: &Served, demo: &Demo, args: &[&str]) -> Command {
@@ -85,7 +65,7 @@ fn kill(child: &mut Child) {
 fn one_shot_pulls_write_json_ndjson_and_csv() {
     let env = Env::new();
     let served = env.serve(&["--demo"]);
-    let demo = demo(&served);
+    let demo = served.demo();
     let until = Timestamp::from_system_time(std::time::SystemTime::now()).to_string();
     let window = ["--since", "2000-01-01T00:00:00Z", "--until", until.as_str()];
 
@@ -141,7 +121,7 @@ fn one_shot_pulls_write_json_ndjson_and_csv() {
 fn follow_survives_sigkill_with_nothing_missing_and_nothing_repeated() {
     let env = Env::new();
     let served = env.serve(&["--demo", "--demo-rate", "40"]);
-    let demo = demo(&served);
+    let demo = served.demo();
     let start = Timestamp::from_system_time(std::time::SystemTime::now())
         .add_ticks(-30 * 60 * 10_000_000)
         .to_string();
