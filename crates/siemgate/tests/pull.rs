@@ -246,6 +246,8 @@ fn settings_come_from_flags_over_a_toml_file_and_mistakes_are_named() {
 
     let err = env.fails(&["pull", "--region", "eu", "-t", "t", "--client-id", "c", "--follow"]);
     assert!(err.contains("--checkpoint"), "{err}");
+    let err = env.fails(&["pull", "--region", "eu", "--follow", "--format", "csv"]);
+    assert!(err.contains("--format is for one-shot pulls"), "{err}");
 
     // The secret is never a flag's value.
     let out = env.run(&["pull", "--region", "eu", "--secret", "s3cret"]);

@@ -448,6 +448,12 @@ async fn follow(args: PullArgs, tables: Vec<StreamFile>) -> anyhow::Result<()> {
             bail!("--{flag} is for one-shot pulls; following moves the window by itself");
         }
     }
+    if args.format.is_some() {
+        bail!(
+            "--format is for one-shot pulls; following writes NDJSON to a file or standard \
+             output, CEF to syslog and events to HEC"
+        );
+    }
     let connection = Connection::from_args(&args)?;
     let lag = span("lag", args.lag.as_deref(), "PT2M")?;
     let start = match &args.since {
