@@ -39,11 +39,7 @@ enum Bench {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = if matches!(cli.bench, Bench::PullClient(_)) && std::env::var_os("MT").is_none() {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()?
-    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let passed = match cli.bench {
         Bench::Store(args) => runtime.block_on(store::run(args))?,
         Bench::Api(args) => runtime.block_on(api::run(args))?,
