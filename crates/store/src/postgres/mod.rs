@@ -259,8 +259,11 @@ impl fmt::Debug for ScratchSchema {
 impl ScratchSchema {
     /// Creates the schema in the database at `url`.
     pub async fn create(url: &str) -> Result<ScratchSchema, StoreError> {
-        let config = parse_url(url)?;
+        let mut config = parse_url(url)?;
         let name = format!("siemgate_scratch_{}", Uuid::new_v4().simple());
+        // The store's connections carry the schema's name, so that dropping
+        // the schema can find and end any of them still open.
+        config.application_name(&name);
         let client = connect_once(&config, &describe_target(&config)).await?;
         client.batch_execute(&format!("CREATE SCHEMA {name}")).await?;
         Ok(ScratchSchema { config, name })
@@ -287,9 +290,18 @@ impl Drop for ScratchSchema {
             runtime.block_on(async {
                 let target = describe_target(&config);
                 let client = connect_once(&config, &target).await?;
-                // A connection of the dropped store that the server has not
-                // yet seen close may still hold a lock for a moment.
-                let sql = format!("SET lock_timeout = '20s'; DROP SCHEMA IF EXISTS {name} CASCADE");
+                // The store's connections may outlive it for a while: their
+                // tasks run on the store's runtime, which may be the very
+                // thread that waits here, and one may still be in a
+                // transaction that holds a lock on the schema's tables.
+                client
+                    .execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                         WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                        &[&name],
+                    )
+                    .await?;
+                let sql = format!("SET lock_timeout = '10s'; DROP SCHEMA IF EXISTS {name} CASCADE");
                 client.batch_execute(&sql).await?;
                 Ok::<_, StoreError>(())
             })?;
