@@ -68,6 +68,20 @@ fn without_password(database: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Finds a tenant by GUID, domain or name, or says how to list them.
+async fn find_tenant(store: &dyn Store, key: &str) -> anyhow::Result<Tenant> {
+    store.find_tenant(key).await?.with_context(|| {
+        format!(
+            "no tenant {key:?} in this store; `siemgate tenant list` shows the tenants there are"
+        )
+    })
+}
+
+/// The wall clock, at the store's precision.
+fn now() -> Timestamp {
+    Timestamp::from_system_time(std::time::SystemTime::now())
+}
+
 #[cfg(test)]
 mod tests {
     use super::without_password;
@@ -81,18 +95,4 @@ mod tests {
         assert_eq!(without_password("postgres://gate@db/siemgate"), "postgres://gate@db/siemgate");
         assert_eq!(without_password("/var/lib/siemgate/s.db"), "/var/lib/siemgate/s.db");
     }
-}
-
-/// Finds a tenant by GUID, domain or name, or says how to list them.
-async fn find_tenant(store: &dyn Store, key: &str) -> anyhow::Result<Tenant> {
-    store.find_tenant(key).await?.with_context(|| {
-        format!(
-            "no tenant {key:?} in this store; `siemgate tenant list` shows the tenants there are"
-        )
-    })
-}
-
-/// The wall clock, at the store's precision.
-fn now() -> Timestamp {
-    Timestamp::from_system_time(std::time::SystemTime::now())
 }
