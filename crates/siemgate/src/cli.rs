@@ -12,8 +12,9 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// The store: a SQLite file path, or `memory` for one that vanishes on exit
-    /// [default: siemgate.db; for `demo` and `serve --demo`, memory].
+    /// The store: a SQLite file path, `memory` for one that vanishes on exit, or
+    /// a postgres://USER:PASSWORD@HOST:PORT/DB URL that several replicas share
+    /// (plain TCP, no TLS) [default: siemgate.db; for `demo` and `serve --demo`, memory].
     #[arg(long, short = 'd', global = true, env = "SIEMGATE_DATABASE", value_name = "DATABASE")]
     pub database: Option<String>,
 

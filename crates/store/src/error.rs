@@ -8,6 +8,20 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
 
+    #[error("PostgreSQL error: {}", describe_postgres(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+
+    #[error(
+        "cannot reach PostgreSQL at {target}: {reason}; check that the server runs there \
+         (`pg_ctlcluster 15 main start` on Debian), listens on that address, and that \
+         pg_hba.conf and the URL's user and password admit this connection"
+    )]
+    PostgresUnreachable { target: String, reason: String },
+
+    /// The URL is not repeated in the message: it may hold a password.
+    #[error("bad PostgreSQL URL: {0}; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE")]
+    PostgresUrl(String),
+
     #[error("cannot open {path}: {source}")]
     Open { path: PathBuf, source: std::io::Error },
 
@@ -43,6 +57,33 @@ pub enum StoreError {
 
     #[error("the store's worker stopped unexpectedly: {0}")]
     Worker(String),
+}
+
+/// A tokio-postgres error with its cause: the server's message, its SQLSTATE
+/// and detail for a database error, else the error and its source, since
+/// tokio-postgres' own `Display` leaves the cause out.
+pub(crate) fn describe_postgres(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            text.push_str(": ");
+            text.push_str(detail);
+        }
+        return text;
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => StoreError::Postgres(e),
+            other => StoreError::Worker(format!("no PostgreSQL connection to be had: {other}")),
+        }
+    }
 }
 
 impl From<tokio::task::JoinError> for StoreError {

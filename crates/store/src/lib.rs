@@ -7,6 +7,7 @@
 //! nothing.
 
 mod error;
+pub mod postgres;
 mod principals;
 pub mod sqlite;
 mod stream;
@@ -18,7 +19,11 @@ use async_trait::async_trait;
 use siemgate_model::{AlertsQuery, Prepared, Timestamp};
 use uuid::Uuid;
 
+/// Where a store reads the time it stamps on detections; tests move it by hand.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
 pub use error::StoreError;
+pub use postgres::{PostgresStore, ScratchSchema};
 pub use principals::{
     App, AppSecret, AuthCode, CodeRedemption, NewApp, RefreshGrant, Sealed, StoredKey, User,
 };
@@ -232,16 +237,16 @@ pub trait Store: Send + Sync + fmt::Debug {
 }
 
 /// Opens the store a `--database` value names: a SQLite file path (or
-/// `sqlite:PATH`), or `memory` for an ephemeral store that vanishes on exit.
+/// `sqlite:PATH`), `memory` for an ephemeral store that vanishes on exit, or
+/// a `postgres://` / `postgresql://` URL for a database that several
+/// replicas share (plain TCP or a Unix socket; TLS is not supported yet).
 pub async fn open(database: &str) -> Result<Arc<dyn Store>, StoreError> {
     let database = database.trim();
     if database == "memory" || database == ":memory:" {
         return Ok(Arc::new(SqliteStore::ephemeral().await?));
     }
     if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-        return Err(StoreError::Unsupported(
-            "PostgreSQL is not available in this build; use a SQLite file path".into(),
-        ));
+        return Ok(Arc::new(PostgresStore::open(database).await?));
     }
     let path = database.strip_prefix("sqlite:").unwrap_or(database);
     if path.is_empty() {

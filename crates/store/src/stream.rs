@@ -1,8 +1,8 @@
 //! A window of detections on its way out: stored JSON objects framed as a
 //! JSON array or as NDJSON, in chunks of half a megabyte.
 //!
-//! The backend reads rows on a worker and hands chunks over a channel of a
-//! few slots, so a slow reader holds back the worker instead of letting a
+//! The backend reads rows on a worker (a blocking thread for SQLite, an async
+//! task for PostgreSQL) and hands chunks over a channel of a few slots, so a slow reader holds back the worker instead of letting a
 //! million rows pile up in memory.
 
 use std::pin::Pin;
@@ -145,6 +145,23 @@ impl ChunkWriter {
 
     /// Appends one stored JSON object.
     pub(crate) fn push(&mut self, object: &[u8]) -> Result<(), ReaderGone> {
+        if self.append(object) { self.flush() } else { Ok(()) }
+    }
+
+    /// [`push`](Self::push) for a worker that is an async task, which must
+    /// wait for a free slot without blocking its runtime thread.
+    pub(crate) async fn push_async(&mut self, object: &[u8]) -> Result<(), ReaderGone> {
+        if !self.append(object) {
+            return Ok(());
+        }
+        match self.take_chunk() {
+            Some(chunk) => self.tx.send(chunk).await.map_err(|_| ReaderGone),
+            None => Ok(()),
+        }
+    }
+
+    /// Frames `object` into the buffer; true when the buffer is full enough to hand over.
+    fn append(&mut self, object: &[u8]) -> bool {
         if self.framing == Framing::JsonArray && self.written + self.in_buf > 0 {
             self.buf.push(b',');
         }
@@ -153,12 +170,20 @@ impl ChunkWriter {
             self.buf.push(b'\n');
         }
         self.in_buf += 1;
-        if self.buf.len() >= CHUNK_BYTES { self.flush() } else { Ok(()) }
+        self.buf.len() >= CHUNK_BYTES
     }
 
     fn flush(&mut self) -> Result<(), ReaderGone> {
+        match self.take_chunk() {
+            Some(chunk) => self.tx.blocking_send(chunk).map_err(|_| ReaderGone),
+            None => Ok(()),
+        }
+    }
+
+    /// The buffered bytes as a chunk message, with a fresh buffer in their place.
+    fn take_chunk(&mut self) -> Option<Message> {
         if self.buf.is_empty() {
-            return Ok(());
+            return None;
         }
         let recycled = self.pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let next = recycled.unwrap_or_else(|| Vec::with_capacity(CHUNK_BYTES + 4096));
@@ -167,21 +192,39 @@ impl ChunkWriter {
         let chunk = Chunk { bytes, detections: self.in_buf };
         self.written += self.in_buf;
         self.in_buf = 0;
-        self.tx.blocking_send(Message::Chunk(chunk)).map_err(|_| ReaderGone)
+        Some(Message::Chunk(chunk))
     }
 
     /// Closes the framing and sends what is left.
     pub(crate) fn finish(mut self) -> Result<(), ReaderGone> {
+        self.close_framing();
+        self.flush()?;
+        self.tx.blocking_send(Message::End).map_err(|_| ReaderGone)
+    }
+
+    /// [`finish`](Self::finish) for an async worker.
+    pub(crate) async fn finish_async(mut self) -> Result<(), ReaderGone> {
+        self.close_framing();
+        if let Some(chunk) = self.take_chunk() {
+            self.tx.send(chunk).await.map_err(|_| ReaderGone)?;
+        }
+        self.tx.send(Message::End).await.map_err(|_| ReaderGone)
+    }
+
+    fn close_framing(&mut self) {
         if self.framing == Framing::JsonArray {
             self.buf.push(b']');
         }
-        self.flush()?;
-        self.tx.blocking_send(Message::End).map_err(|_| ReaderGone)
     }
 
     /// Ends the stream with an error so the reader knows its output is incomplete.
     pub(crate) fn fail(self, error: StoreError) {
         let _ = self.tx.blocking_send(Message::Failed(error));
+    }
+
+    /// [`fail`](Self::fail) for an async worker.
+    pub(crate) async fn fail_async(self, error: StoreError) {
+        let _ = self.tx.send(Message::Failed(error)).await;
     }
 }
 

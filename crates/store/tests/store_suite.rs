@@ -1,19 +1,94 @@
-//! Behaviour every `Store` backend must show, written once against the trait.
+//! Behaviour every `Store` backend must show, written once against the trait
+//! and run against each backend: SQLite, and PostgreSQL at the server that
+//! `SIEMGATE_TEST_POSTGRES` names (default
+//! `postgres://postgres:postgres@127.0.0.1:5432/postgres`, as `.ci/run` sets
+//! it up). Without that server the PostgreSQL half fails, saying how to start
+//! it; it is never skipped.
 //!
-//! Each test takes a freshly opened store whose clock the test moves by hand,
-//! so the `LastProcessedTimeUtc` of every batch is known exactly.
+//! Each test takes a freshly opened store (for PostgreSQL, in a schema of its
+//! own, dropped afterwards) whose clock the test moves by hand, so the
+//! `LastProcessedTimeUtc` of every batch is known exactly.
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use futures_util::StreamExt;
 use siemgate_model::prepare::{PrepareOptions, prepare};
 use siemgate_model::{AlertsQuery, Detection, Prepared, Timestamp};
 use siemgate_store::{
-    AppSecret, AuthCode, CodeRedemption, Framing, NewApp, NewTenant, RefreshGrant, Sealed,
-    SqliteStore, Store, StoreError, StoredKey, TenantState, User,
+    AppSecret, AuthCode, Clock, CodeRedemption, Framing, NewApp, NewTenant, PostgresStore,
+    RefreshGrant, ScratchSchema, Sealed, SqliteStore, Store, StoreError, StoredKey, TenantState,
+    User,
 };
 use uuid::Uuid;
+
+/// Instantiates each behaviour once per backend, as `sqlite::NAME` and `postgres::NAME`.
+macro_rules! store_suite {
+    ($($behaviour:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $behaviour() {
+                    super::$behaviour(super::Fixture::sqlite().await).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $behaviour() {
+                    super::$behaviour(super::Fixture::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+store_suite!(
+    window_is_since_inclusive_until_exclusive_with_ties_kept_together,
+    limit_keeps_the_newest_and_delivers_them_oldest_first,
+    limit_cuts_a_tie_by_full_id,
+    filters_on_groups_and_tags,
+    resending_a_batch_stores_nothing_twice,
+    tenants_never_see_each_others_detections,
+    an_alerts_detections_come_by_part_and_only_to_their_tenant,
+    a_devices_alerts_come_newest_first_bounded_and_per_tenant,
+    processed_time_never_goes_back_when_the_clock_does,
+    purge_removes_only_what_is_older_than_the_cutoff,
+    tenants_are_found_by_id_domain_or_name_and_change_state,
+    ndjson_framing_and_an_abandoned_stream,
+    an_archive_import_keeps_its_times_and_leaves_the_clock_alone,
+    apps_keep_roles_redirects_and_several_secrets,
+    users_are_per_tenant_and_found_ignoring_case,
+    an_authorization_code_is_spent_once_and_a_replay_revokes_its_tokens,
+    a_refresh_token_is_taken_once_and_dies_with_its_app_user_or_password,
+    rotating_keys_retires_the_signing_one,
+);
+
+/// The server the PostgreSQL half runs against.
+fn postgres_url() -> String {
+    std::env::var("SIEMGATE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// Fails the test with what to do when the PostgreSQL server is missing.
+fn no_postgres(e: StoreError) -> ! {
+    panic!(
+        "the PostgreSQL half of the store suite needs a server: {e}\n\
+         start one with `pg_ctlcluster 15 main start` as root (`.ci/run` does this and sets \
+         the postgres user's password to `postgres`), or point SIEMGATE_TEST_POSTGRES at \
+         another server"
+    )
+}
+
+/// A clock the test moves by hand, starting at 2024-05-01T10:00:00Z.
+fn hand_clock() -> (Arc<AtomicI64>, Clock) {
+    let hand = Arc::new(AtomicI64::new(t("2024-05-01T10:00:00Z").unix_ticks()));
+    let reader = Arc::clone(&hand);
+    (hand, Arc::new(move || Timestamp::from_unix_ticks(reader.load(Ordering::SeqCst))))
+}
 
 /// A store and the hand on its clock.
 struct Fixture {
@@ -24,14 +99,21 @@ struct Fixture {
 
 impl Fixture {
     async fn sqlite() -> Fixture {
-        let clock = Arc::new(AtomicI64::new(t("2024-05-01T10:00:00Z").unix_ticks()));
-        let hand = Arc::clone(&clock);
-        let store = SqliteStore::ephemeral_with_clock(Arc::new(move || {
-            Timestamp::from_unix_ticks(hand.load(Ordering::SeqCst))
-        }))
-        .await
-        .unwrap();
-        let store: Arc<dyn Store> = Arc::new(store);
+        let (hand, clock) = hand_clock();
+        let store = SqliteStore::ephemeral_with_clock(clock).await.unwrap();
+        Fixture::with(Arc::new(store), hand).await
+    }
+
+    async fn postgres() -> Fixture {
+        let (hand, clock) = hand_clock();
+        let store =
+            PostgresStore::scratch_with_clock(&postgres_url(), clock).await.unwrap_or_else(|e| {
+                no_postgres(e);
+            });
+        Fixture::with(Arc::new(store), hand).await
+    }
+
+    async fn with(store: Arc<dyn Store>, clock: Arc<AtomicI64>) -> Fixture {
         let tenant = add_tenant(&*store, "contoso").await;
         Fixture { store, clock, tenant }
     }
@@ -99,9 +181,7 @@ fn plain(title: &str) -> Prepared {
     detection(title, "", "", "")
 }
 
-#[tokio::test]
-async fn window_is_since_inclusive_until_exclusive_with_ties_kept_together() {
-    let f = Fixture::sqlite().await;
+async fn window_is_since_inclusive_until_exclusive_with_ties_kept_together(f: Fixture) {
     f.ingest_at("2024-05-01T10:00:00Z", vec![plain("a1")]).await;
     f.ingest_at("2024-05-01T11:00:00Z", vec![plain("b1"), plain("b2"), plain("b3")]).await;
     f.ingest_at("2024-05-01T12:00:00Z", vec![plain("c1")]).await;
@@ -130,9 +210,7 @@ async fn window_is_since_inclusive_until_exclusive_with_ties_kept_together() {
     assert_eq!(titles(&rows), ["c1"]);
 }
 
-#[tokio::test]
-async fn limit_keeps_the_newest_and_delivers_them_oldest_first() {
-    let f = Fixture::sqlite().await;
+async fn limit_keeps_the_newest_and_delivers_them_oldest_first(f: Fixture) {
     for (i, at) in ["10:00", "10:01", "10:02", "10:03", "10:04"].iter().enumerate() {
         f.ingest_at(&format!("2024-05-01T{at}:00Z"), vec![plain(&format!("d{i}"))]).await;
     }
@@ -142,18 +220,14 @@ async fn limit_keeps_the_newest_and_delivers_them_oldest_first() {
     assert_eq!(titles(&rows), ["d0", "d1", "d2", "d3", "d4"]);
 }
 
-#[tokio::test]
-async fn limit_cuts_a_tie_by_full_id() {
-    let f = Fixture::sqlite().await;
+async fn limit_cuts_a_tie_by_full_id(f: Fixture) {
     f.ingest_at("2024-05-01T10:00:00Z", (0..6).map(|i| plain(&format!("t{i}"))).collect()).await;
     let all = f.window(&[("sinceTimeUtc", "2024-05-01")]).await;
     let rows = f.window(&[("sinceTimeUtc", "2024-05-01"), ("limit", "4")]).await;
     assert_eq!(rows, all[2..], "the newest four are the last four in FullId order");
 }
 
-#[tokio::test]
-async fn filters_on_groups_and_tags() {
-    let f = Fixture::sqlite().await;
+async fn filters_on_groups_and_tags(f: Fixture) {
     let batch = vec![
         detection("uk", "UK Machines", "VIP, Finance", "Prod"),
         detection("fr", "France Machines", "Finance", "Test"),
@@ -181,9 +255,7 @@ async fn filters_on_groups_and_tags() {
     assert_eq!(sorted(q), ["de"]);
 }
 
-#[tokio::test]
-async fn resending_a_batch_stores_nothing_twice() {
-    let f = Fixture::sqlite().await;
+async fn resending_a_batch_stores_nothing_twice(f: Fixture) {
     let batch = vec![plain("x"), plain("y"), plain("x")];
     assert_eq!(f.ingest_at("2024-05-01T10:00:00Z", batch.clone()).await, (2, 1));
     assert_eq!(f.ingest_at("2024-05-01T10:05:00Z", batch).await, (0, 3));
@@ -192,9 +264,7 @@ async fn resending_a_batch_stores_nothing_twice() {
     assert!(rows.iter().all(|r| r["LastProcessedTimeUtc"] == "2024-05-01T10:00:00Z"));
 }
 
-#[tokio::test]
-async fn tenants_never_see_each_others_detections() {
-    let f = Fixture::sqlite().await;
+async fn tenants_never_see_each_others_detections(f: Fixture) {
     let other = add_tenant(&*f.store, "fabrikam").await;
     f.ingest_at("2024-05-01T10:00:00Z", vec![plain("mine")]).await;
     f.store.ingest(other, vec![plain("theirs"), plain("mine")]).await.unwrap();
@@ -228,9 +298,7 @@ const ALERT_A: &str = "da638501004000000000_1";
 const ALERT_B: &str = "da638501004000000000_2";
 const ALERT_C: &str = "da638501004000000000_3";
 
-#[tokio::test]
-async fn an_alerts_detections_come_by_part_and_only_to_their_tenant() {
-    let f = Fixture::sqlite().await;
+async fn an_alerts_detections_come_by_part_and_only_to_their_tenant(f: Fixture) {
     let batch = vec![indicator(ALERT_A, 2, "pc1"), indicator(ALERT_A, 0, "pc1")];
     f.ingest_at("2024-05-01T10:00:00Z", batch).await;
     f.ingest_at("2024-05-01T10:01:00Z", vec![indicator(ALERT_A, 1, "pc1")]).await;
@@ -248,9 +316,7 @@ async fn an_alerts_detections_come_by_part_and_only_to_their_tenant() {
     assert!(f.store.alert_detections(f.tenant, "").await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_devices_alerts_come_newest_first_bounded_and_per_tenant() {
-    let f = Fixture::sqlite().await;
+async fn a_devices_alerts_come_newest_first_bounded_and_per_tenant(f: Fixture) {
     f.ingest_at("2024-05-01T10:00:00Z", vec![indicator(ALERT_A, 0, "pc1")]).await;
     f.ingest_at("2024-05-01T10:01:00Z", vec![indicator(ALERT_B, 0, "pc1")]).await;
     f.ingest_at("2024-05-01T10:02:00Z", vec![indicator(ALERT_C, 0, "pc2")]).await;
@@ -277,9 +343,7 @@ async fn a_devices_alerts_come_newest_first_bounded_and_per_tenant() {
     assert!(f.store.device_alerts(f.tenant, "", 10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn processed_time_never_goes_back_when_the_clock_does() {
-    let f = Fixture::sqlite().await;
+async fn processed_time_never_goes_back_when_the_clock_does(f: Fixture) {
     f.ingest_at("2024-05-01T12:00:00Z", vec![plain("first")]).await;
     f.ingest_at("2024-05-01T11:00:00Z", vec![plain("second")]).await;
     f.ingest_at("2024-05-01T11:00:00Z", vec![plain("third")]).await;
@@ -290,18 +354,14 @@ async fn processed_time_never_goes_back_when_the_clock_does() {
     assert!(stamps[0] < stamps[1] && stamps[1] < stamps[2], "{stamps:?}");
 }
 
-#[tokio::test]
-async fn purge_removes_only_what_is_older_than_the_cutoff() {
-    let f = Fixture::sqlite().await;
+async fn purge_removes_only_what_is_older_than_the_cutoff(f: Fixture) {
     f.ingest_at("2024-05-01T10:00:00Z", vec![plain("old1"), plain("old2")]).await;
     f.ingest_at("2024-05-01T12:00:00Z", vec![plain("new")]).await;
     assert_eq!(f.store.purge_before(t("2024-05-01T12:00:00Z")).await.unwrap(), 2);
     assert_eq!(titles(&f.window(&[("sinceTimeUtc", "2024-05-01")]).await), ["new"]);
 }
 
-#[tokio::test]
-async fn tenants_are_found_by_id_domain_or_name_and_change_state() {
-    let f = Fixture::sqlite().await;
+async fn tenants_are_found_by_id_domain_or_name_and_change_state(f: Fixture) {
     let by_id = f.store.find_tenant(&f.tenant.to_string()).await.unwrap().unwrap();
     let by_domain = f.store.find_tenant("CONTOSO.onmicrosoft.com").await.unwrap().unwrap();
     let by_name = f.store.find_tenant("Contoso").await.unwrap().unwrap();
@@ -315,9 +375,7 @@ async fn tenants_are_found_by_id_domain_or_name_and_change_state() {
     assert!(matches!(f.store.create_tenant(dup).await, Err(StoreError::TenantExists(_))));
 }
 
-#[tokio::test]
-async fn ndjson_framing_and_an_abandoned_stream() {
-    let f = Fixture::sqlite().await;
+async fn ndjson_framing_and_an_abandoned_stream(f: Fixture) {
     f.ingest_at("2024-05-01T10:00:00Z", (0..3000).map(|i| plain(&format!("n{i}"))).collect()).await;
     let query =
         AlertsQuery::from_pairs([("sinceTimeUtc", "2024-05-01")], t("2024-05-02T00:00:00Z"))
@@ -341,9 +399,7 @@ async fn ndjson_framing_and_an_abandoned_stream() {
     assert_eq!(report.stored, 1);
 }
 
-#[tokio::test]
-async fn an_archive_import_keeps_its_times_and_leaves_the_clock_alone() {
-    let f = Fixture::sqlite().await;
+async fn an_archive_import_keeps_its_times_and_leaves_the_clock_alone(f: Fixture) {
     let far_future = Detection {
         alert_time: Some(t("2024-05-01T09:00:00Z")),
         alert_title: "archived".into(),
@@ -381,9 +437,7 @@ fn secret(hint: &str, created: &str) -> AppSecret {
     }
 }
 
-#[tokio::test]
-async fn apps_keep_roles_redirects_and_several_secrets() {
-    let f = Fixture::sqlite().await;
+async fn apps_keep_roles_redirects_and_several_secrets(f: Fixture) {
     let client_id = Uuid::new_v4();
     let new = NewApp {
         client_id,
@@ -426,9 +480,7 @@ async fn apps_keep_roles_redirects_and_several_secrets() {
     assert!(f.store.apps(None).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn users_are_per_tenant_and_found_ignoring_case() {
-    let f = Fixture::sqlite().await;
+async fn users_are_per_tenant_and_found_ignoring_case(f: Fixture) {
     let other = add_tenant(&*f.store, "fabrikam").await;
     let user = |tenant, name: &str| User {
         id: Uuid::new_v4(),
@@ -518,9 +570,7 @@ fn refresh(client_id: Uuid, user: Uuid, hash: u8) -> RefreshGrant {
     }
 }
 
-#[tokio::test]
-async fn an_authorization_code_is_spent_once_and_a_replay_revokes_its_tokens() {
-    let f = Fixture::sqlite().await;
+async fn an_authorization_code_is_spent_once_and_a_replay_revokes_its_tokens(f: Fixture) {
     let (client_id, alice) = app_and_user(&f).await;
     let issued = code(client_id, alice.id, 1);
     f.store.save_auth_code(issued.clone()).await.unwrap();
@@ -541,9 +591,7 @@ async fn an_authorization_code_is_spent_once_and_a_replay_revokes_its_tokens() {
     assert_eq!(f.store.find_user_by_id(Uuid::new_v4()).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn a_refresh_token_is_taken_once_and_dies_with_its_app_user_or_password() {
-    let f = Fixture::sqlite().await;
+async fn a_refresh_token_is_taken_once_and_dies_with_its_app_user_or_password(f: Fixture) {
     let (client_id, alice) = app_and_user(&f).await;
     let grant = refresh(client_id, alice.id, 1);
     f.store.save_refresh_token(grant.clone()).await.unwrap();
@@ -576,9 +624,7 @@ async fn a_refresh_token_is_taken_once_and_dies_with_its_app_user_or_password() 
     ));
 }
 
-#[tokio::test]
-async fn rotating_keys_retires_the_signing_one() {
-    let f = Fixture::sqlite().await;
+async fn rotating_keys_retires_the_signing_one(f: Fixture) {
     assert!(f.store.signing_keys().await.unwrap().is_empty());
     let key = |kid: &str, at: &str| StoredKey {
         kid: kid.into(),
@@ -604,4 +650,102 @@ fn sealed_bytes_never_show_in_debug_output() {
     };
     let shown = format!("{key:?}");
     assert!(shown.contains("Sealed(..)") && !shown.contains("80, 82"), "{shown}");
+}
+
+/// Two PostgreSQL stores on one database stand for two server replicas.
+/// They start at the same moment (so the second waits on the first's
+/// migration), their clocks disagree by an hour, and they ingest
+/// overlapping batches from several tasks while a reader polls the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_store_each_full_id_once_and_commit_in_stamp_order() {
+    let url = postgres_url();
+    let schema = ScratchSchema::create(&url).await.unwrap_or_else(|e| no_postgres(e));
+    let now = || Timestamp::from_system_time(std::time::SystemTime::now());
+    let ahead: Clock = Arc::new(now);
+    let hour_behind: Clock =
+        Arc::new(move || Timestamp::from_unix_ticks(now().unix_ticks() - 3_600 * 10_000_000));
+    let (a, b) = tokio::join!(
+        PostgresStore::open_with(&url, Some(schema.name()), ahead),
+        PostgresStore::open_with(&url, Some(schema.name()), hour_behind),
+    );
+    let replicas: [Arc<dyn Store>; 2] = [Arc::new(a.unwrap()), Arc::new(b.unwrap())];
+    let tenant = add_tenant(&*replicas[0], "contoso").await;
+
+    // Worker w sends five batches of 40 from the 200 detections, starting
+    // at 25w + 10r: neighbouring workers overlap, and together they cover all.
+    let all: Vec<Prepared> = (0..200).map(|i| plain(&format!("r{i}"))).collect();
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let store = Arc::clone(&replicas[w % 2]);
+        let batches: Vec<Vec<Prepared>> = (0..5)
+            .map(|r| (0..40).map(|k| all[(25 * w + 10 * r + k) % 200].clone()).collect())
+            .collect();
+        workers.spawn(async move {
+            let mut reports = Vec::new();
+            for batch in batches {
+                reports.push(store.ingest(tenant, batch).await.unwrap());
+            }
+            reports
+        });
+    }
+
+    // The promise to readers: once a detection stamped T has been seen, no
+    // new detection stamped T or earlier ever shows up.
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (store, done) = (Arc::clone(&replicas[1]), Arc::clone(&done));
+        tokio::spawn(async move {
+            let (mut seen, mut high) = (HashSet::new(), None::<Timestamp>);
+            let (mut polls, mut last) = (0, false);
+            while !last {
+                last = done.load(Ordering::SeqCst);
+                let range = [("sinceTimeUtc", "2000-01-01"), ("untilTimeUtc", "2100-01-01")];
+                let rows = fetch(&*store, tenant, &range).await;
+                for row in &rows {
+                    let id = row["FullId"].as_str().unwrap().to_owned();
+                    let stamp = t(row["LastProcessedTimeUtc"].as_str().unwrap());
+                    if let Some(high) = high.filter(|_| !seen.contains(&id)) {
+                        assert!(
+                            stamp > high,
+                            "{id} stamped {stamp} appeared after {high} was seen"
+                        );
+                    }
+                    seen.insert(id);
+                }
+                high = rows.iter().map(|r| t(r["LastProcessedTimeUtc"].as_str().unwrap())).max();
+                polls += 1;
+            }
+            (seen, polls)
+        })
+    };
+
+    let mut reports = Vec::new();
+    while let Some(done) = workers.join_next().await {
+        reports.extend(done.unwrap());
+    }
+    done.store(true, Ordering::SeqCst);
+    let (seen, polls) = reader.await.unwrap();
+
+    assert!(reports.iter().all(|r| r.stored + r.duplicates == 40));
+    assert_eq!(reports.iter().map(|r| r.stored).sum::<u64>(), 200, "each FullId stored once");
+    assert_eq!(seen.len(), 200);
+    assert!(polls > 1, "the reader polled while the batches went in");
+    for store in &replicas {
+        assert_eq!(store.detection_count(tenant).await.unwrap(), 200);
+    }
+    let stamps: Vec<Timestamp> = reports.iter().filter_map(|r| r.processed).collect();
+    let distinct: HashSet<_> = stamps.iter().collect();
+    assert_eq!(distinct.len(), stamps.len(), "every storing batch has a stamp of its own");
+    drop(replicas);
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_named_with_what_to_check() {
+    let err =
+        siemgate_store::open("postgres://siemgate:secret@127.0.0.1:1/siemgate").await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::PostgresUnreachable { .. }), "{text}");
+    assert!(text.contains("127.0.0.1:1/siemgate"), "{text}");
+    assert!(text.contains("pg_ctlcluster"), "{text}");
+    assert!(!text.contains("secret"), "the password stays out of messages: {text}");
 }

@@ -41,7 +41,31 @@ pub async fn run(command: Command, database: Option<String>) -> anyhow::Result<(
 
 /// Opens the store named by `--database`.
 async fn open_store(database: &str) -> anyhow::Result<Arc<dyn Store>> {
-    siemgate_store::open(database).await.with_context(|| format!("cannot open store {database}"))
+    siemgate_store::open(database)
+        .await
+        .with_context(|| format!("cannot open store {}", without_password(database)))
+}
+
+/// A `--database` value fit for messages: a URL's password replaced by `***`.
+fn without_password(database: &str) -> std::borrow::Cow<'_, str> {
+    let Some(scheme_end) = database.find("://").map(|i| i + 3) else {
+        return database.into();
+    };
+    let rest = &database[scheme_end..];
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
+        return database.into();
+    };
+    match authority[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &database[..scheme_end],
+            &authority[..colon],
+            &database[scheme_end + at..]
+        )
+        .into(),
+        None => database.into(),
+    }
 }
 
 /// Finds a tenant by GUID, domain or name, or says how to list them.
@@ -56,4 +80,19 @@ async fn find_tenant(store: &dyn Store, key: &str) -> anyhow::Result<Tenant> {
 /// The wall clock, at the store's precision.
 fn now() -> Timestamp {
     Timestamp::from_system_time(std::time::SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn a_database_urls_password_stays_out_of_messages() {
+        assert_eq!(
+            without_password("postgres://gate:s3cret@db:5432/siemgate"),
+            "postgres://gate:***@db:5432/siemgate"
+        );
+        assert_eq!(without_password("postgres://gate@db/siemgate"), "postgres://gate@db/siemgate");
+        assert_eq!(without_password("/var/lib/siemgate/s.db"), "/var/lib/siemgate/s.db");
+    }
 }

@@ -214,11 +214,16 @@ fn https_url(address: SocketAddr) -> String {
 }
 
 /// The generated certificate's CA lives beside the store, so one store keeps
-/// one CA; an ephemeral store shares one in the system's temporary folder.
+/// one CA; an ephemeral store shares one in the system's temporary folder. A
+/// PostgreSQL store has no folder, so its CA is in the working folder (the
+/// replicas behind one balancer should be given one `--tls-cert` anyway).
 fn default_tls_dir(database: &str) -> PathBuf {
     let path = Path::new(database.strip_prefix("sqlite:").unwrap_or(database));
     if matches!(database, "memory" | ":memory:") {
         return std::env::temp_dir().join("siemgate-tls");
+    }
+    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+        return PathBuf::from("siemgate-tls");
     }
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.join("siemgate-tls"),
@@ -298,5 +303,6 @@ mod tests {
         );
         assert_eq!(default_tls_dir("s.db"), Path::new("siemgate-tls"));
         assert_eq!(default_tls_dir("memory"), std::env::temp_dir().join("siemgate-tls"));
+        assert_eq!(default_tls_dir("postgres://u:p@db:5432/siemgate"), Path::new("siemgate-tls"));
     }
 }

@@ -27,8 +27,7 @@ use crate::{
     RefreshGrant, Sealed, Store, StoreError, StoredKey, Tenant, TenantState, User,
 };
 
-/// Where the store reads the time it stamps on detections.
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+pub use crate::Clock;
 
 /// Idle reader connections kept for reuse: enough for a busy server's
 /// concurrent requests (64 connections under load opened a new SQLite
