@@ -138,7 +138,14 @@ impl AppState {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(BearerError::NotBearer);
         }
-        let claims = self.verifier().verify(token.trim(), now())?;
+        let token = token.trim();
+        let verified = self.verifier().verify(token, now());
+        let claims = match verified {
+            Err(TokenError::UnknownKey(_)) if self.read_keys_for_unknown_kid().await => {
+                self.verifier().verify(token, now())
+            }
+            verified => verified,
+        }?;
         let tenant = match self.inner.tenants.get(&claims.tid) {
             Some(tenant) => tenant,
             None => {

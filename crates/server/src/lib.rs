@@ -19,6 +19,7 @@ mod throttle;
 pub mod tls;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::Router;
@@ -88,6 +89,9 @@ struct Shared {
     rate_limit: Option<rate_limit::RateLimit>,
     /// `/openapi.json`, rendered once.
     openapi: bytes::Bytes,
+    /// The second in which a token naming an unknown key last made this
+    /// server read its keys again.
+    unknown_key_read: AtomicI64,
 }
 
 /// How far the clocks of this server and of the servers sharing its store
@@ -117,6 +121,7 @@ impl AppState {
             tenants: bearer::TenantCache::default(),
             rate_limit,
             openapi,
+            unknown_key_read: AtomicI64::new(0),
         };
         AppState { inner: Arc::new(shared) }
     }
@@ -131,6 +136,29 @@ impl AppState {
             self.inner.verifier.write().unwrap_or_else(PoisonError::into_inner).set_keys(published);
         }
         Ok(changed)
+    }
+
+    /// Reads the keys again because a token named a key not loaded here,
+    /// most likely one just made by another server sharing the store, so
+    /// that its tokens verify here at once rather than at the next periodic
+    /// read. At most once a second, so that tokens naming made-up keys cannot
+    /// turn every request into a store read; true when the keys were read.
+    pub(crate) async fn read_keys_for_unknown_kid(&self) -> bool {
+        let second = now().unix_seconds();
+        let last = self.inner.unknown_key_read.load(Ordering::Relaxed);
+        let turn = second > last
+            && self
+                .inner
+                .unknown_key_read
+                .compare_exchange(last, second, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok();
+        if !turn {
+            return false;
+        }
+        if let Err(e) = self.refresh_keys().await {
+            tracing::warn!(error = %e, "reading the signing keys failed");
+        }
+        true
     }
 
     fn verifier(&self) -> std::sync::RwLockReadGuard<'_, Verifier> {

@@ -8,7 +8,6 @@
 //! the portal by clicking a detection's link in a SIEM, a cross-site
 //! navigation on which a `Strict` cookie would not be sent.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
@@ -119,11 +118,9 @@ pub async fn viewer(
 /// this store. A token signed with a key this server has not loaded yet
 /// (just rotated on another server) makes it read the keys again.
 async fn verify(state: &AppState, token: &str) -> Result<Claims, TokenError> {
-    match verifier(state).verify(token, now()) {
-        Err(TokenError::UnknownKey(_)) if may_refresh_keys() => {
-            if let Err(e) = state.refresh_keys().await {
-                tracing::warn!(error = %e, "reading the signing keys failed");
-            }
+    let verified = verifier(state).verify(token, now());
+    match verified {
+        Err(TokenError::UnknownKey(_)) if state.read_keys_for_unknown_kid().await => {
             verifier(state).verify(token, now())
         }
         verified => verified,
@@ -134,16 +131,6 @@ fn verifier(state: &AppState) -> Verifier {
     let audiences = vec![PORTAL_AUDIENCE.to_owned()];
     let public_url = &state.config().public_url;
     Verifier::new(state.keyring().published(), audiences, public_url, CLOCK_SKEW_SECONDS)
-}
-
-/// True at most once a second, so that cookies naming unknown keys cannot
-/// make the server read its keys on every request.
-fn may_refresh_keys() -> bool {
-    static LAST: AtomicI64 = AtomicI64::new(0);
-    let second = now().unix_seconds();
-    let last = LAST.load(Ordering::Relaxed);
-    second > last
-        && LAST.compare_exchange(last, second, Ordering::Relaxed, Ordering::Relaxed).is_ok()
 }
 
 /// The session's user, if the user still exists in a tenant still active.
