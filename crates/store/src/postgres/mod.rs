@@ -3,20 +3,30 @@
 //!
 //! # LastProcessedTimeUtc across replicas
 //!
-//! Every ingest transaction first locks the single row of `store_meta`
-//! (`SELECT last_processed FROM store_meta FOR UPDATE`), gives its batch the
-//! stamp `max(now, last_processed + 100 ns)`, inserts the batch, writes the
-//! stamp back into that row and commits. The row lock is held until commit,
-//! so the next ingest, on whichever replica, cannot pick its stamp before
-//! this one is committed and visible. Stamps are therefore committed in
-//! stamp order: a reader that has seen a detection stamped T can never later
-//! find a new detection stamped T or earlier, even when the replicas' clocks
-//! disagree or step back. The price is that ingest is serialized across
-//! replicas (one batch at a time, each a single round trip per few thousand
-//! rows); reads take no lock and scale with the replicas. Because two
-//! batches never run at once, two replicas given the same `FullId` at the
-//! same moment cannot both store it either: the second finds the first's
-//! committed row and counts a duplicate.
+//! Every ingest transaction first takes the store's ingest lock (a
+//! transaction-scoped advisory lock), then locks the row of `store_meta`,
+//! reads the database's clock, gives its batch the stamp
+//! `max(database now, last_processed + 100 ns)`, inserts the batch, writes
+//! the stamp back and commits. The lock is held until commit, so the next
+//! ingest, on whichever replica, cannot pick its stamp before this one is
+//! committed and visible: stamps commit in stamp order. Reading the time
+//! from the database gives every replica one clock, however far theirs
+//! disagree.
+//!
+//! A window read first waits for the ingest in flight, if any, by taking
+//! the same lock shared for an instant, and only then starts its snapshot.
+//! Together: once a window `[since, until)` with `until` no later than the
+//! database's clock has been answered, no detection stamped before `until`
+//! can ever be committed, however long a batch took between its stamp and
+//! its commit. A follower's lag has to cover only the skew between its own
+//! clock and the database's, not the duration of anybody's transaction.
+//!
+//! The price is that ingest is serialized across replicas (one batch at a
+//! time, each a single round trip per few thousand rows) and that a window
+//! read waits for a batch being written; reads take no other lock and scale
+//! with the replicas. Because two batches never run at once, two replicas
+//! given the same `FullId` at the same moment cannot both store it either:
+//! the second finds the first's committed row and counts a duplicate.
 //!
 //! Connections come from a deadpool pool per store; each read or write
 //! borrows one for its duration and a streamed window keeps one until its
@@ -57,6 +67,11 @@ const MAX_CONNECTIONS: usize = 16;
 /// transaction.
 const INSERT_ROWS: usize = 2_000;
 
+/// The database's clock in 100 ns ticks since the Unix epoch (it keeps
+/// microseconds).
+const DATABASE_NOW: &str =
+    "SELECT (extract(epoch FROM clock_timestamp()) * 10000000)::bigint";
+
 /// Detections deleted per transaction when purging, so ingest is never held up for long.
 const PURGE_CHUNK: i64 = 5_000;
 
@@ -72,7 +87,15 @@ struct Inner {
     target: String,
     schema: Option<String>,
     tenant_keys: Mutex<HashMap<Uuid, i64>>,
+    /// The key of the advisory lock that orders ingest and fences window
+    /// reads; one per schema, so stores in different schemas of one
+    /// database never wait for each other.
+    ingest_lock: i64,
+    /// The time for creation dates, and for stamps when `stamp_clock` is set.
     clock: Clock,
+    /// A clock to stamp batches with instead of the database's (for tests
+    /// that need stamps they can predict).
+    stamp_clock: Option<Clock>,
     /// Declared last so the pool's connections close before the schema is dropped.
     _scratch: Option<ScratchSchema>,
 }
@@ -88,6 +111,17 @@ impl fmt::Debug for PostgresStore {
 
 fn system_clock() -> Timestamp {
     Timestamp::from_system_time(std::time::SystemTime::now())
+}
+
+/// The advisory lock key for the tables in `schema` (empty for the
+/// connection's default): FNV-1a of a fixed prefix and the name, so that it
+/// is the same on every replica and unlikely to meet another program's key.
+fn ingest_lock_key(schema: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in b"siemgate ingest ".iter().chain(schema.as_bytes()) {
+        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -148,15 +182,16 @@ impl PostgresStore {
     /// or `host=/var/run/postgresql` for a Unix socket) and brings its schema
     /// up to date. Several replicas may do this at the same moment.
     pub async fn open(url: &str) -> Result<PostgresStore, StoreError> {
-        Self::open_with(url, None, Arc::new(system_clock)).await
+        Self::open_with(url, None, None).await
     }
 
     /// [`open`](Self::open) with the tables in `schema` (which must exist)
-    /// instead of the user's default, and with `clock` as the time source.
+    /// instead of the user's default, and, when `clock` is given, with it as
+    /// the time source in place of the system's and the database's clocks.
     pub async fn open_with(
         url: &str,
         schema: Option<&str>,
-        clock: Clock,
+        clock: Option<Clock>,
     ) -> Result<PostgresStore, StoreError> {
         Self::connect(parse_url(url)?, schema.map(str::to_owned), clock, None).await
     }
@@ -169,13 +204,13 @@ impl PostgresStore {
     pub async fn scratch_with_clock(url: &str, clock: Clock) -> Result<PostgresStore, StoreError> {
         let scratch = ScratchSchema::create(url).await?;
         let (config, name) = (scratch.config.clone(), scratch.name.clone());
-        Self::connect(config, Some(name), clock, Some(scratch)).await
+        Self::connect(config, Some(name), Some(clock), Some(scratch)).await
     }
 
     async fn connect(
         mut config: tokio_postgres::Config,
         schema: Option<String>,
-        clock: Clock,
+        clock: Option<Clock>,
         scratch: Option<ScratchSchema>,
     ) -> Result<PostgresStore, StoreError> {
         let target = describe_target(&config);
@@ -200,13 +235,16 @@ impl PostgresStore {
         schema::migrate(&mut client).await?;
         drop(client);
         tracing::debug!(target = %target, schema = ?schema, "opened postgres store");
+        let ingest_lock = ingest_lock_key(schema.as_deref().unwrap_or_default());
         Ok(PostgresStore {
             inner: Arc::new(Inner {
                 pool,
                 target,
                 schema,
                 tenant_keys: Mutex::new(HashMap::new()),
-                clock,
+                ingest_lock,
+                clock: clock.clone().unwrap_or_else(|| Arc::new(system_clock)),
+                stamp_clock: clock,
                 _scratch: scratch,
             }),
         })
@@ -517,11 +555,17 @@ impl Store for PostgresStore {
         let key = self.inner.tenant_key(&client, tenant).await?;
         let tx = client.transaction().await?;
 
-        // The stamp rule of the module documentation: this row lock, held
-        // to commit, orders every replica's batches.
+        // The stamp rule of the module documentation: these locks, held to
+        // commit, order every replica's batches, and the time is read once
+        // they are held.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.inner.ingest_lock]).await?;
         let last: i64 =
             tx.query_one("SELECT last_processed FROM store_meta FOR UPDATE", &[]).await?.get(0);
-        let stamp = (self.inner.clock)().unix_ticks().max(last + 1);
+        let now = match &self.inner.stamp_clock {
+            Some(clock) => clock().unix_ticks(),
+            None => tx.query_one(DATABASE_NOW, &[]).await?.get(0),
+        };
+        let stamp = now.max(last + 1);
         let live_time = Timestamp::from_unix_ticks(stamp);
 
         // Of a FullId repeated in the batch only the first can be stored.
@@ -561,7 +605,7 @@ impl Store for PostgresStore {
         let store = Arc::clone(&self.inner);
         let query = query.clone();
         tokio::spawn(async move {
-            window::stream_window(client, key, query, writer).await;
+            window::stream_window(client, key, store.ingest_lock, query, writer).await;
             drop(store);
         });
         Ok(stream)

@@ -1,7 +1,9 @@
 //! Reading a window of detections out of PostgreSQL, in order, as stored bytes.
 //!
-//! The window runs in one read-only REPEATABLE READ transaction, so a
-//! newest-N request's boundary and its rows come from one snapshot. Rows
+//! A window first waits for the batch being ingested, if any (the fence
+//! described in the documentation of the `postgres` module), then runs in
+//! one read-only REPEATABLE READ transaction, so a newest-N request's
+//! boundary and its rows come from one snapshot. Rows
 //! arrive through a portal a few hundred at a time and go straight into the
 //! chunk channel; when the reader falls behind, the task waits before
 //! fetching more, and when the reader goes away the transaction is dropped
@@ -81,6 +83,7 @@ impl Filter {
 pub(super) async fn stream_window(
     mut client: Client,
     tenant_key: i64,
+    ingest_lock: i64,
     query: AlertsQuery,
     mut out: ChunkWriter,
 ) {
@@ -88,7 +91,7 @@ pub(super) async fn stream_window(
         let _ = out.finish_async().await;
         return;
     }
-    match write_rows(&mut client, tenant_key, &query, &mut out).await {
+    match write_rows(&mut client, tenant_key, ingest_lock, &query, &mut out).await {
         Ok(Ok(())) => {
             let _ = out.finish_async().await;
         }
@@ -104,9 +107,13 @@ pub(super) async fn stream_window(
 async fn write_rows(
     client: &mut Client,
     tenant_key: i64,
+    ingest_lock: i64,
     query: &AlertsQuery,
     out: &mut ChunkWriter,
 ) -> Result<Result<(), ReaderGone>, StoreError> {
+    // Taken and released in a statement of its own: it waits for a batch
+    // holding the lock to commit, and holds up none that comes after.
+    client.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&ingest_lock]).await?;
     let tx = client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
