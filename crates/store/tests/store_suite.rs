@@ -739,29 +739,19 @@ async fn two_replicas_store_each_full_id_once_and_commit_in_stamp_order() {
     drop(replicas);
 }
 
-/// Two replicas stamping with the database's clock, ingesting large
-/// batches from several tasks, while a follower with no lag at all reads
-/// window after window, each ending at the present and the next starting
-/// where it ended. The follower must still get every detection exactly once:
-/// a batch stamped before a window's end cannot commit after the window
-/// was read.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_follower_with_no_lag_misses_nothing_two_replicas_commit() {
-    let url = postgres_url();
-    let schema = ScratchSchema::create(&url).await.unwrap_or_else(|e| no_postgres(e));
-    let (a, b) = tokio::join!(
-        PostgresStore::open_with(&url, Some(schema.name()), None),
-        PostgresStore::open_with(&url, Some(schema.name()), None),
-    );
-    let replicas: [Arc<dyn Store>; 2] = [Arc::new(a.unwrap()), Arc::new(b.unwrap())];
-    let tenant = add_tenant(&*replicas[0], "contoso").await;
-
+/// A follower with no lag at all, reading window after window, each ending
+/// at the present and the next starting where it ended, while several tasks
+/// ingest large batches through `stores` (two replicas, or one store twice).
+/// It must still get every detection exactly once: a batch stamped before a
+/// window's end cannot commit after the window was read.
+async fn a_follower_with_no_lag_misses_nothing(stores: [Arc<dyn Store>; 2]) {
+    let tenant = add_tenant(&*stores[0], "contoso").await;
     const WORKERS: usize = 6;
     const BATCHES: usize = 8;
     const BATCH: usize = 400;
     let mut workers = tokio::task::JoinSet::new();
     for w in 0..WORKERS {
-        let store = Arc::clone(&replicas[w % 2]);
+        let store = Arc::clone(&stores[w % 2]);
         workers.spawn(async move {
             for r in 0..BATCHES {
                 let batch = (0..BATCH).map(|k| plain(&format!("w{w}-b{r}-{k}"))).collect();
@@ -772,7 +762,7 @@ async fn a_follower_with_no_lag_misses_nothing_two_replicas_commit() {
 
     let done = Arc::new(AtomicBool::new(false));
     let follower = {
-        let (store, done) = (Arc::clone(&replicas[1]), Arc::clone(&done));
+        let (store, done) = (Arc::clone(&stores[1]), Arc::clone(&done));
         tokio::spawn(async move {
             let mut since = t("2000-01-01T00:00:00Z");
             let (mut seen, mut windows) = (HashSet::new(), 0);
@@ -780,12 +770,8 @@ async fn a_follower_with_no_lag_misses_nothing_two_replicas_commit() {
             while !last {
                 last = done.load(Ordering::SeqCst);
                 let until = Timestamp::from_system_time(std::time::SystemTime::now());
-                let range = [
-                    ("sinceTimeUtc", since.to_string()),
-                    ("untilTimeUtc", until.to_string()),
-                ];
-                let range: Vec<(&str, &str)> =
-                    range.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let (from, to) = (since.to_string(), until.to_string());
+                let range = [("sinceTimeUtc", from.as_str()), ("untilTimeUtc", to.as_str())];
                 for row in fetch(&*store, tenant, &range).await {
                     let id = row["FullId"].as_str().unwrap().to_owned();
                     assert!(seen.insert(id.clone()), "{id} was delivered twice");
@@ -804,7 +790,26 @@ async fn a_follower_with_no_lag_misses_nothing_two_replicas_commit() {
     let (seen, windows) = follower.await.unwrap();
     assert!(windows > 2, "the follower read while the batches went in ({windows} windows)");
     assert_eq!(seen.len(), WORKERS * BATCHES * BATCH, "every detection reached the follower");
-    drop(replicas);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_with_no_lag_misses_nothing_one_sqlite_store_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path().join("siemgate.db")).await.unwrap());
+    a_follower_with_no_lag_misses_nothing([Arc::clone(&store), store]).await;
+}
+
+/// The same with two PostgreSQL replicas stamping with the database's clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_with_no_lag_misses_nothing_two_postgres_replicas_commit() {
+    let url = postgres_url();
+    let schema = ScratchSchema::create(&url).await.unwrap_or_else(|e| no_postgres(e));
+    let (a, b) = tokio::join!(
+        PostgresStore::open_with(&url, Some(schema.name()), None),
+        PostgresStore::open_with(&url, Some(schema.name()), None),
+    );
+    a_follower_with_no_lag_misses_nothing([Arc::new(a.unwrap()), Arc::new(b.unwrap())]).await;
 }
 
 #[tokio::test]

@@ -69,8 +69,7 @@ const INSERT_ROWS: usize = 2_000;
 
 /// The database's clock in 100 ns ticks since the Unix epoch (it keeps
 /// microseconds).
-const DATABASE_NOW: &str =
-    "SELECT (extract(epoch FROM clock_timestamp()) * 10000000)::bigint";
+const DATABASE_NOW: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 10000000)::bigint";
 
 /// Detections deleted per transaction when purging, so ingest is never held up for long.
 const PURGE_CHUNK: i64 = 5_000;

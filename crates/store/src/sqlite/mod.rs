@@ -377,14 +377,15 @@ impl Store for SqliteStore {
 
     async fn ingest(&self, tenant: Uuid, batch: Vec<Prepared>) -> Result<IngestReport, StoreError> {
         self.blocking(move |inner| {
-            let now = (inner.clock)().unix_ticks();
             let mut writer = lock(&inner.writer);
             let Writer { conn, last_processed } = &mut *writer;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let key = inner.tenant_key(&tx, tenant)?;
 
-            // Strictly after the previous batch: a reader that has seen time T
-            // never later finds a new detection stamped T or before.
+            // Read once the writer is ours, and strictly after the previous
+            // batch: a reader that has seen time T never later finds a new
+            // detection stamped T or before.
+            let now = (inner.clock)().unix_ticks();
             let stamp = now.max(*last_processed + 1);
             let live_time = Timestamp::from_unix_ticks(stamp);
             let mut stamped = false;
@@ -458,14 +459,20 @@ impl Store for SqliteStore {
             }
         };
         let (writer, stream) = ChunkWriter::channel(framing);
-        tokio::task::spawn_blocking(move || match inner.checkout_reader() {
-            Ok(conn) => {
-                window::stream_window(&conn, key, &query, writer);
-                inner.checkin_reader(conn);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "no connection to stream a window");
-                writer.fail(e);
+        tokio::task::spawn_blocking(move || {
+            // Waits for the batch being written, if any, so that a window
+            // ending now cannot miss a batch stamped before now that commits
+            // after the window is read.
+            drop(lock(&inner.writer));
+            match inner.checkout_reader() {
+                Ok(conn) => {
+                    window::stream_window(&conn, key, &query, writer);
+                    inner.checkin_reader(conn);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "no connection to stream a window");
+                    writer.fail(e);
+                }
             }
         });
         Ok(stream)
