@@ -282,6 +282,12 @@ pub struct ServeArgs {
     /// The largest POST /api/detections body taken, in bytes [default: 33554432].
     #[arg(long, env = "SIEMGATE_MAX_INGEST_BYTES", value_name = "BYTES")]
     pub max_ingest_bytes: Option<usize>,
+    /// How often the signing keys are read from the store again, so that a
+    /// key rotated elsewhere (`siemgate keys rotate`, another replica) is
+    /// published here (ISO 8601, such as PT30S) [default: PT30S]. A token
+    /// signed with a key not yet read makes the server read them at once.
+    #[arg(long, env = "SIEMGATE_KEY_REFRESH", value_parser = parse_span, value_name = "SPAN")]
+    pub key_refresh: Option<siemgate_model::Span>,
     /// Demo mode: a tenant, an app, a user and simulated detections flowing,
     /// in a store that vanishes on exit unless --database names one; prints
     /// the credentials and ready curl lines.

@@ -28,6 +28,8 @@ pub struct FileConfig {
     /// Requests a second each app may make to the SIEM API.
     pub rate_limit: Option<f64>,
     pub max_ingest_bytes: Option<usize>,
+    /// An ISO 8601 duration such as `PT30S`.
+    pub key_refresh: Option<String>,
 }
 
 impl FileConfig {

@@ -21,8 +21,8 @@ use crate::config::FileConfig;
 use crate::output::say;
 
 /// How often the signing keys are read again from the store, and so how
-/// soon a rotation made elsewhere is published here.
-const KEY_REFRESH: Duration = Duration::from_secs(30);
+/// soon a rotation made elsewhere is published here, unless set otherwise.
+const KEY_REFRESH: &str = "PT30S";
 
 /// Every setting of a server, from its flag, environment variable, file or default.
 #[derive(Debug)]
@@ -38,6 +38,7 @@ struct Settings {
     retention: Option<Span>,
     rate_limit: Option<f64>,
     max_ingest_bytes: Option<usize>,
+    key_refresh: Duration,
 }
 
 impl Settings {
@@ -52,6 +53,18 @@ impl Settings {
             })?),
             (None, None) => None,
         };
+        let key_refresh = match (&args.key_refresh, &file.key_refresh) {
+            (Some(span), _) => *span,
+            (None, Some(text)) => Span::parse(text).map_err(|e| {
+                anyhow::anyhow!("key_refresh {text:?} in the configuration file: {e}")
+            })?,
+            (None, None) => Span::parse(KEY_REFRESH)?,
+        };
+        anyhow::ensure!(
+            key_refresh.ticks() > 0,
+            "key refresh {key_refresh}: give a positive span such as PT30S"
+        );
+        let key_refresh = Duration::from_nanos(key_refresh.ticks() as u64 * 100);
         let rate_limit = args.rate_limit.or(file.rate_limit);
         if let Some(rate) = rate_limit {
             anyhow::ensure!(
@@ -82,6 +95,7 @@ impl Settings {
             retention,
             rate_limit,
             max_ingest_bytes: args.max_ingest_bytes.or(file.max_ingest_bytes),
+            key_refresh,
         })
     }
 }
@@ -110,7 +124,7 @@ pub async fn run(args: ServeArgs, database: Option<&str>) -> anyhow::Result<()> 
         .await
         .context("cannot load signing keys")?;
     let state = AppState::new(Arc::clone(&store), keyring, config);
-    tokio::spawn(siemgate_server::refresh_keys_every(state.clone(), KEY_REFRESH));
+    tokio::spawn(siemgate_server::refresh_keys_every(state.clone(), settings.key_refresh));
     if let Some(age) = settings.retention {
         tokio::spawn(purge_every(Arc::clone(&store), age, RETENTION_CHECK));
     }

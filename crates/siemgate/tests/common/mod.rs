@@ -9,14 +9,39 @@ use std::process::{Command, Output};
 /// A folder with one store file, and the binary pointed at it.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// The store file, or for [`Env::postgres`] the database URL.
     pub db: PathBuf,
+    /// The PostgreSQL schema holding the store, dropped with the `Env`.
+    schema: Option<siemgate_store::ScratchSchema>,
 }
 
 impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("siemgate.db");
-        Env { dir, db }
+        Env { dir, db, schema: None }
+    }
+
+    /// A store in a PostgreSQL schema of its own at the server that
+    /// `SIEMGATE_TEST_POSTGRES` names (as `.ci/run` sets it up), reached
+    /// with a URL that carries the schema as the connection's search path.
+    /// Without that server the test fails, saying how to start one.
+    pub fn postgres() -> Env {
+        let url = std::env::var("SIEMGATE_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432/postgres".into());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let schema =
+            runtime.block_on(siemgate_store::ScratchSchema::create(&url)).unwrap_or_else(|e| {
+                panic!(
+                    "this test needs a PostgreSQL server: {e}\n\
+                     start one with `pg_ctlcluster 15 main start` as root (`.ci/run` does this), \
+                     or point SIEMGATE_TEST_POSTGRES at another server"
+                )
+            });
+        let joiner = if url.contains('?') { '&' } else { '?' };
+        let db = PathBuf::from(format!("{url}{joiner}options=-csearch_path%3D{}", schema.name()));
+        let dir = tempfile::tempdir().unwrap();
+        Env { dir, db, schema: Some(schema) }
     }
 
     /// The binary with `--database` set through the environment, as a user might.
