@@ -7,7 +7,7 @@ use siemgate_model::{AlertsQuery, PrepareOptions, Prepared};
 use siemgate_simulate::{FleetOptions, Simulator};
 use siemgate_store::{Framing, NewTenant, Store};
 
-use super::{now, open_store};
+use super::{now, open_store, without_password};
 use crate::cli::DemoArgs;
 use crate::output::say;
 
@@ -60,6 +60,7 @@ pub async fn run(args: DemoArgs, database: Option<&str>) -> anyhow::Result<()> {
         say!("  siemgate alerts --database siemgate.db --tenant demo --ago PT2H --limit 5")?;
     } else {
         say!("query it again with:")?;
+        let database = without_password(database);
         say!("  siemgate alerts --database {database} --tenant demo --ago PT2H --limit 5")?;
     }
     Ok(())
