@@ -363,7 +363,7 @@ fn a_follower_through_alternating_replicas_gets_every_detection_once_while_both_
 
     let checkpoint = env.dir.path().join("cp.json");
     let started = Instant::now();
-    while !resumes_at(&checkpoint).is_some_and(|at| at > all_in) {
+    while resumes_at(&checkpoint).is_none_or(|at| at <= all_in) {
         if let Some(status) = pull.try_wait().unwrap() {
             let log = std::fs::read_to_string(env.dir.path().join("pull.log")).unwrap();
             panic!("the follower exited with {status}:\n{log}");
