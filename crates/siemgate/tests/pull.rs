@@ -168,7 +168,8 @@ fn follow_survives_sigkill_with_nothing_missing_and_nothing_repeated() {
     assert!(kills >= 10, "the puller must have been running when killed ({kills} of 12)");
 
     // A last run, stopped cleanly once it has caught up with the lag.
-    let mut child = follow(&env).spawn().unwrap();
+    let log = env.dir.path().join("last-run.log");
+    let mut child = follow(&env).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let caught_up = loop {
         std::thread::sleep(Duration::from_millis(300));
@@ -184,7 +185,11 @@ fn follow_survives_sigkill_with_nothing_missing_and_nothing_repeated() {
     let pid = child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let status = child.wait().unwrap();
-    assert!(status.success(), "SIGTERM ends the puller cleanly: {status}");
+    assert!(
+        status.success(),
+        "SIGTERM ends the puller cleanly: {status}; its log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 
     let cp: serde_json::Value =
         serde_json::from_slice(&std::fs::read(env.dir.path().join("cp.json")).unwrap()).unwrap();
