@@ -23,6 +23,7 @@
 //! last row is sent.
 
 mod alerts;
+mod copy;
 mod grants;
 mod principals;
 mod schema;
@@ -36,16 +37,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use siemgate_model::{AlertsQuery, Prepared, Timestamp};
-use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::{IsolationLevel, NoTls};
 use uuid::Uuid;
 
 use crate::error::describe_postgres;
 use crate::stream::{ChunkWriter, DetectionStream, Framing};
 use crate::{
-    App, AppSecret, AuthCode, Clock, CodeRedemption, DeviceAlert, IngestReport, NewApp, NewTenant,
-    RefreshGrant, Sealed, Store, StoreError, StoredKey, Tenant, TenantState, User,
+    App, AppSecret, AuthCode, Clock, CodeRedemption, DetectionKey, DetectionRow, DeviceAlert,
+    IngestReport, NewApp, NewTenant, RefreshGrant, Registry, Sealed, Store, StoreError, StoredKey,
+    Tenant, TenantState, User,
 };
 
 /// Connections a store keeps at most. A replica's requests mostly hold one
@@ -774,6 +776,57 @@ impl Store for PostgresStore {
         principals::rotate_key(&tx, &key).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn export_registry(&self) -> Result<Registry, StoreError> {
+        let mut client = self.inner.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let registry = copy::export_registry(&tx).await?;
+        tx.commit().await?;
+        Ok(registry)
+    }
+
+    async fn import_registry(&self, registry: &Registry) -> Result<(), StoreError> {
+        let mut client = self.inner.client().await?;
+        let tx = client.transaction().await?;
+        copy::import_registry(&tx, registry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn export_detections(
+        &self,
+        tenant: Uuid,
+        after: Option<DetectionKey>,
+        limit: usize,
+    ) -> Result<Vec<DetectionRow>, StoreError> {
+        let client = self.inner.client().await?;
+        let key = self.inner.tenant_key(&client, tenant).await?;
+        copy::export_detections(&client, key, after, limit).await
+    }
+
+    async fn import_detections(
+        &self,
+        tenant: Uuid,
+        rows: Vec<DetectionRow>,
+    ) -> Result<u64, StoreError> {
+        let mut client = self.inner.client().await?;
+        let key = self.inner.tenant_key(&client, tenant).await?;
+        let tx = client.transaction().await?;
+        // The ingest lock, as for `ingest`: the stamps raised below are
+        // committed before any replica picks its next one.
+        tx.query_one("SELECT last_processed FROM store_meta FOR UPDATE", &[]).await?;
+        let stored = copy::import_detections(&tx, key, &rows).await?;
+        if let Some(newest) = crate::copy::newest_stamp_by(&rows, (self.inner.clock)()) {
+            copy::raise_last_processed(&tx, newest).await?;
+        }
+        tx.commit().await?;
+        Ok(stored)
     }
 }
 
