@@ -295,3 +295,43 @@ async fn copy_detections(
     let ((), written) = tokio::join!(read, write);
     written
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn census(tenants: &[(&str, u64)], keys: usize) -> Census {
+        let detections = tenants
+            .iter()
+            .enumerate()
+            .map(|(i, (name, n))| (Uuid::from_u128(i as u128), (name.to_string(), *n)))
+            .collect();
+        Census { tenants: tenants.len(), signing_keys: keys, detections, ..Census::default() }
+    }
+
+    #[test]
+    fn differences_name_each_count_and_tenant_that_differs() {
+        let source = census(&[("contoso", 10), ("fabrikam", 3)], 2);
+        let target = census(&[("contoso", 9)], 2);
+        assert_eq!(
+            source.differences(&target),
+            [
+                "tenants: 2 in the source, 1 in the target",
+                "detections of tenant contoso (00000000-0000-0000-0000-000000000000): \
+                 10 in the source, 9 in the target",
+                "detections of tenant fabrikam (00000000-0000-0000-0000-000000000001): \
+                 3 in the source, 0 in the target",
+            ]
+        );
+        assert!(source.differences(&source.clone()).is_empty());
+    }
+
+    #[test]
+    fn holdings_are_described_in_words() {
+        assert_eq!(describe_holdings(&Census::default()), "nothing");
+        assert_eq!(
+            describe_holdings(&census(&[("contoso", 1), ("fabrikam", 2)], 1)),
+            "2 tenants (contoso, fabrikam) with 3 detections, 1 signing key"
+        );
+    }
+}

@@ -19,6 +19,12 @@ impl Env {
         Env { dir, db }
     }
 
+    /// A folder, and the binary pointed at `database` (a postgres:// URL)
+    /// instead of a file in it.
+    pub fn with_database(database: &str) -> Env {
+        Env { dir: tempfile::tempdir().unwrap(), db: PathBuf::from(database) }
+    }
+
     /// The binary with `--database` set through the environment, as a user might.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_siemgate"));
