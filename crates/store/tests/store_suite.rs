@@ -668,9 +668,9 @@ async fn rotating_keys_retires_the_signing_one(f: Fixture) {
 
 /// Fills the fixture's store with one of everything a copy must carry: a
 /// second tenant, disabled; an app with two secrets, roles and redirect
-/// URIs; users; a retired and a signing key; a refresh token; live
-/// detections in three batches (one tie) and an archived one stamped far
-/// in the future.
+/// URIs; users; a retired and a signing key; refresh tokens saved out of
+/// the order they were issued in; live detections in three batches (one
+/// tie) and an archived one stamped far in the future.
 async fn fill(f: &Fixture) {
     let other = add_tenant(&*f.store, "fabrikam").await;
     f.store.set_tenant_state(other, TenantState::Disabled).await.unwrap();
@@ -694,6 +694,9 @@ async fn fill(f: &Fixture) {
         f.store.rotate_signing_key(key).await.unwrap();
     }
     f.store.save_refresh_token(refresh(client_id, alice.id, 7)).await.unwrap();
+    let earlier =
+        RefreshGrant { issued: t("2024-04-30T10:00:00Z"), ..refresh(client_id, alice.id, 8) };
+    f.store.save_refresh_token(earlier).await.unwrap();
 
     f.ingest_at("2024-05-01T10:00:00Z", vec![plain("a1"), plain("a2")]).await;
     f.ingest_at("2024-05-01T11:00:00Z", vec![detection("b", "UK", "VIP", "Prod")]).await;
@@ -738,7 +741,7 @@ async fn a_copy_reads_back_the_same_registry_windows_and_stamps(f: Fixture) {
     assert_eq!(twin.export_registry().await.unwrap(), registry, "ids, states, hashes, keys, times");
     assert_eq!((registry.tenants.len(), registry.apps.len(), registry.users.len()), (2, 1, 2));
     assert_eq!(registry.apps[0].secrets.len(), 2);
-    assert_eq!((registry.signing_keys.len(), registry.refresh_tokens.len()), (2, 1));
+    assert_eq!((registry.signing_keys.len(), registry.refresh_tokens.len()), (2, 2));
     assert_eq!(registry.tenants[1].state, TenantState::Disabled);
     assert_eq!(Census::take(&*twin).await.unwrap(), census);
     for tenant in registry.tenants.iter().map(|t| t.id) {

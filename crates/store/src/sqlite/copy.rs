@@ -26,6 +26,8 @@ pub(super) fn export_registry(conn: &Connection) -> Result<Registry, StoreError>
     Ok(registry)
 }
 
+/// Ordered as the PostgreSQL backend orders them, so that a registry reads
+/// the same whichever backend it went through.
 fn refresh_tokens(conn: &Connection) -> Result<Vec<RefreshGrant>, StoreError> {
     let mut stmt = conn.prepare(
         "SELECT r.token_hash, a.client_id, u.user_id, r.scope, r.resource, r.issued_ticks,
@@ -33,7 +35,7 @@ fn refresh_tokens(conn: &Connection) -> Result<Vec<RefreshGrant>, StoreError> {
          FROM refresh_tokens r
          JOIN apps a ON a.app_key = r.app_key
          JOIN users u ON u.user_key = r.user_key
-         ORDER BY r.rowid",
+         ORDER BY r.issued_ticks, r.token_hash",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok((
