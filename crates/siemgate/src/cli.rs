@@ -65,6 +65,21 @@ pub enum Command {
     /// List or rotate the keys that sign tokens.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Copy a whole store into an empty one, such as SQLite into PostgreSQL
+    /// or back: tenants, apps, users, keys and every detection with its stamp.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The store to copy, as --database takes it: a SQLite file or a
+    /// postgres:// URL. It is only read; stop the servers writing to it first.
+    #[arg(long, value_name = "DATABASE")]
+    pub from: String,
+    /// The store to copy into: a SQLite file (made if missing) or a
+    /// postgres:// URL. It must hold no tenant and no signing key.
+    #[arg(long, value_name = "DATABASE")]
+    pub to: String,
 }
 
 #[derive(Debug, Subcommand)]

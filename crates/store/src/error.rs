@@ -52,6 +52,12 @@ pub enum StoreError {
     )]
     SchemaTooNew { found: i64, known: i64 },
 
+    #[error(
+        "the store is not empty: it holds {tenants} tenants and {signing_keys} signing keys; \
+         import only into a new, empty store"
+    )]
+    NotEmpty { tenants: u64, signing_keys: u64 },
+
     #[error("{0}")]
     Unsupported(String),
 

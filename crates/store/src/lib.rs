@@ -6,6 +6,7 @@
 //! their filters need, so serving a window writes stored bytes and re-encodes
 //! nothing.
 
+pub mod copy;
 mod error;
 pub mod postgres;
 mod principals;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 /// Where a store reads the time it stamps on detections; tests move it by hand.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
+pub use copy::{DetectionKey, DetectionRow, Registry};
 pub use error::StoreError;
 pub use postgres::{PostgresStore, ScratchSchema};
 pub use principals::{
@@ -234,6 +236,38 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Makes `key` the signing key and retires the one before it, together.
     async fn rotate_signing_key(&self, key: StoredKey) -> Result<(), StoreError>;
+
+    /// Everything but the detections, read in one snapshot, for copying
+    /// into another store with [`import_registry`](Store::import_registry).
+    async fn export_registry(&self) -> Result<Registry, StoreError>;
+
+    /// Writes an exported registry into this store, which must hold no
+    /// tenant and no signing key (else `NotEmpty`), in one transaction.
+    /// Ids, names, states, times, hashes and keys are kept as they are, and
+    /// the order in which every list reads back. New detections are stamped
+    /// after `registry.last_processed`.
+    async fn import_registry(&self, registry: &Registry) -> Result<(), StoreError>;
+
+    /// Up to `limit` of the tenant's detections as stored, ascending by
+    /// `LastProcessedTimeUtc` then `FullId`, starting just after `after`
+    /// (at the first with `None`). Fewer than `limit` means the last page.
+    async fn export_detections(
+        &self,
+        tenant: Uuid,
+        after: Option<DetectionKey>,
+        limit: usize,
+    ) -> Result<Vec<DetectionRow>, StoreError>;
+
+    /// Stores exported rows as they are, stamps and bodies included, in one
+    /// transaction; a `FullId` the tenant already has is skipped. Returns
+    /// how many were written. Afterwards new detections are stamped after
+    /// every imported stamp up to the store's clock; later ones (an archive
+    /// imported with its own times) do not drag the clock, as for `ingest`.
+    async fn import_detections(
+        &self,
+        tenant: Uuid,
+        rows: Vec<DetectionRow>,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Opens the store a `--database` value names: a SQLite file path (or

@@ -16,10 +16,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use futures_util::StreamExt;
 use siemgate_model::prepare::{PrepareOptions, prepare};
 use siemgate_model::{AlertsQuery, Detection, Prepared, Timestamp};
+use siemgate_store::copy::{Census, CopyError, copy_store};
 use siemgate_store::{
-    AppSecret, AuthCode, Clock, CodeRedemption, Framing, NewApp, NewTenant, PostgresStore,
-    RefreshGrant, ScratchSchema, Sealed, SqliteStore, Store, StoreError, StoredKey, TenantState,
-    User,
+    AppSecret, AuthCode, Clock, CodeRedemption, DetectionKey, DetectionRow, Framing, NewApp,
+    NewTenant, PostgresStore, RefreshGrant, ScratchSchema, Sealed, SqliteStore, Store, StoreError,
+    StoredKey, TenantState, User,
 };
 use uuid::Uuid;
 
@@ -65,6 +66,10 @@ store_suite!(
     an_authorization_code_is_spent_once_and_a_replay_revokes_its_tokens,
     a_refresh_token_is_taken_once_and_dies_with_its_app_user_or_password,
     rotating_keys_retires_the_signing_one,
+    a_copy_reads_back_the_same_registry_windows_and_stamps,
+    pages_of_detections_come_in_delivery_order_and_the_last_is_short,
+    a_store_that_is_not_empty_refuses_an_import,
+    imported_stamps_move_the_last_stamp_up_to_the_clock_only,
 );
 
 /// The server the PostgreSQL half runs against.
@@ -95,27 +100,48 @@ struct Fixture {
     store: Arc<dyn Store>,
     clock: Arc<AtomicI64>,
     tenant: Uuid,
+    backend: Backend,
+}
+
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A new, empty store of `backend` whose clock reads `hand`.
+async fn empty_store(backend: Backend, hand: &Arc<AtomicI64>) -> Arc<dyn Store> {
+    let reader = Arc::clone(hand);
+    let clock: Clock = Arc::new(move || Timestamp::from_unix_ticks(reader.load(Ordering::SeqCst)));
+    match backend {
+        Backend::Sqlite => Arc::new(SqliteStore::ephemeral_with_clock(clock).await.unwrap()),
+        Backend::Postgres => Arc::new(
+            PostgresStore::scratch_with_clock(&postgres_url(), clock)
+                .await
+                .unwrap_or_else(|e| no_postgres(e)),
+        ),
+    }
 }
 
 impl Fixture {
     async fn sqlite() -> Fixture {
-        let (hand, clock) = hand_clock();
-        let store = SqliteStore::ephemeral_with_clock(clock).await.unwrap();
-        Fixture::with(Arc::new(store), hand).await
+        Fixture::with(Backend::Sqlite).await
     }
 
     async fn postgres() -> Fixture {
-        let (hand, clock) = hand_clock();
-        let store =
-            PostgresStore::scratch_with_clock(&postgres_url(), clock).await.unwrap_or_else(|e| {
-                no_postgres(e);
-            });
-        Fixture::with(Arc::new(store), hand).await
+        Fixture::with(Backend::Postgres).await
     }
 
-    async fn with(store: Arc<dyn Store>, clock: Arc<AtomicI64>) -> Fixture {
+    async fn with(backend: Backend) -> Fixture {
+        let (hand, _) = hand_clock();
+        let store = empty_store(backend, &hand).await;
         let tenant = add_tenant(&*store, "contoso").await;
-        Fixture { store, clock, tenant }
+        Fixture { store, clock: hand, tenant, backend }
+    }
+
+    /// Another new, empty store of the fixture's backend, on the same clock.
+    async fn empty_twin(&self) -> Arc<dyn Store> {
+        empty_store(self.backend, &self.clock).await
     }
 
     fn set_clock(&self, at: &str) {
@@ -638,6 +664,216 @@ async fn rotating_keys_retires_the_signing_one(f: Fixture) {
     assert_eq!(keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), ["first", "second"]);
     assert_eq!(keys[0].retired, Some(t("2024-05-02T10:00:00Z")));
     assert_eq!(keys[1].retired, None, "the newest signs");
+}
+
+/// Fills the fixture's store with one of everything a copy must carry: a
+/// second tenant, disabled; an app with two secrets, roles and redirect
+/// URIs; users; a retired and a signing key; refresh tokens saved out of
+/// the order they were issued in; live detections in three batches (one
+/// tie) and an archived one stamped far in the future.
+async fn fill(f: &Fixture) {
+    let other = add_tenant(&*f.store, "fabrikam").await;
+    f.store.set_tenant_state(other, TenantState::Disabled).await.unwrap();
+    let (client_id, alice) = app_and_user(f).await;
+    f.store.add_app_secret(client_id, secret("xyz", "2024-05-02T10:00:00Z")).await.unwrap();
+    f.store.set_app_role(client_id, "siem-read", true).await.unwrap();
+    let bob = User {
+        id: Uuid::new_v4(),
+        tenant: other,
+        username: "bob@fabrikam.com".into(),
+        ..alice.clone()
+    };
+    f.store.create_user(bob).await.unwrap();
+    for (kid, at) in [("first", "2024-04-01T00:00:00Z"), ("second", "2024-04-20T00:00:00Z")] {
+        let key = StoredKey {
+            kid: kid.into(),
+            pkcs8: Sealed(vec![4, 5, 6]),
+            created: t(at),
+            retired: None,
+        };
+        f.store.rotate_signing_key(key).await.unwrap();
+    }
+    f.store.save_refresh_token(refresh(client_id, alice.id, 7)).await.unwrap();
+    let earlier =
+        RefreshGrant { issued: t("2024-04-30T10:00:00Z"), ..refresh(client_id, alice.id, 8) };
+    f.store.save_refresh_token(earlier).await.unwrap();
+
+    f.ingest_at("2024-05-01T10:00:00Z", vec![plain("a1"), plain("a2")]).await;
+    f.ingest_at("2024-05-01T11:00:00Z", vec![detection("b", "UK", "VIP", "Prod")]).await;
+    f.store.ingest(other, vec![plain("theirs")]).await.unwrap();
+    let archived = Detection {
+        alert_time: Some(t("2024-05-01T09:00:00Z")),
+        alert_title: "archived".into(),
+        severity: "Low".into(),
+        last_processed_time_utc: Some(t("9000-01-01T00:00:00Z")),
+        ..Detection::default()
+    };
+    let keep = PrepareOptions { portal_url: "https://gate.test".into(), keep_processed_time: true };
+    f.store.ingest(f.tenant, vec![prepare(archived, &keep).unwrap()]).await.unwrap();
+}
+
+/// Every detection of the tenant, as stored, through pages of `page` rows.
+async fn all_rows(store: &dyn Store, tenant: Uuid, page: usize) -> Vec<DetectionRow> {
+    let (mut rows, mut after) = (Vec::new(), None::<DetectionKey>);
+    loop {
+        let got = store.export_detections(tenant, after.take(), page).await.unwrap();
+        let end = got.len() < page;
+        after = got.last().map(DetectionRow::key);
+        rows.extend(got);
+        if end {
+            return rows;
+        }
+    }
+}
+
+const EVERYTHING: [(&str, &str); 2] =
+    [("sinceTimeUtc", "2000-01-01"), ("untilTimeUtc", "9999-01-01")];
+
+async fn a_copy_reads_back_the_same_registry_windows_and_stamps(f: Fixture) {
+    fill(&f).await;
+    let twin = f.empty_twin().await;
+    let mut pages = Vec::new();
+    let census = copy_store(&*f.store, &*twin, |p| pages.push(p)).await.unwrap();
+    assert_eq!(census.total_detections(), 5);
+    assert_eq!(pages.last().map(|p| (p.detections, p.of)), Some((5, 5)));
+
+    let registry = f.store.export_registry().await.unwrap();
+    assert_eq!(twin.export_registry().await.unwrap(), registry, "ids, states, hashes, keys, times");
+    assert_eq!((registry.tenants.len(), registry.apps.len(), registry.users.len()), (2, 1, 2));
+    assert_eq!(registry.apps[0].secrets.len(), 2);
+    assert_eq!((registry.signing_keys.len(), registry.refresh_tokens.len()), (2, 2));
+    assert_eq!(registry.tenants[1].state, TenantState::Disabled);
+    assert_eq!(Census::take(&*twin).await.unwrap(), census);
+    for tenant in registry.tenants.iter().map(|t| t.id) {
+        assert_eq!(all_rows(&*twin, tenant, 100).await, all_rows(&*f.store, tenant, 100).await);
+        assert_eq!(
+            fetch(&*twin, tenant, &EVERYTHING).await,
+            fetch(&*f.store, tenant, &EVERYTHING).await
+        );
+    }
+    let since_b = [("sinceTimeUtc", "2024-05-01T11:00:00Z"), ("machinegroups", "uk")];
+    assert_eq!(
+        titles(&fetch(&*twin, f.tenant, &since_b).await),
+        ["b"],
+        "filters read the copied columns"
+    );
+
+    // The clock has gone back: the twin still stamps after everything live
+    // it was given, and the archived stamp did not drag it to the year 9000.
+    f.set_clock("2024-05-01T09:00:00Z");
+    let report = twin.ingest(f.tenant, vec![plain("new")]).await.unwrap();
+    assert_eq!(
+        report.processed,
+        Some(t("2024-05-01T11:00:00.0000002Z")),
+        "fabrikam's was .0000001"
+    );
+    assert_eq!(f.store.detection_count(f.tenant).await.unwrap(), 4, "the source is untouched");
+}
+
+async fn pages_of_detections_come_in_delivery_order_and_the_last_is_short(f: Fixture) {
+    f.ingest_at("2024-05-01T10:00:00Z", vec![plain("a")]).await;
+    f.ingest_at("2024-05-01T11:00:00Z", (0..4).map(|i| plain(&format!("tie{i}"))).collect()).await;
+    let one_page = f.store.export_detections(f.tenant, None, 100).await.unwrap();
+    assert_eq!(one_page.len(), 5);
+    let keys: Vec<DetectionKey> = one_page.iter().map(DetectionRow::key).collect();
+    assert!(keys.is_sorted() && keys.windows(2).all(|w| w[0] != w[1]), "{keys:?}");
+    let delivered = f.window(&[("sinceTimeUtc", "2024-05-01")]).await;
+    let bodies: Vec<serde_json::Value> =
+        one_page.iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
+    assert_eq!(bodies, delivered, "the stored bodies, in the API's order");
+
+    // Pages of two cut the tie at 11:00 and lose nothing at the cuts.
+    let first = f.store.export_detections(f.tenant, None, 2).await.unwrap();
+    let second = f.store.export_detections(f.tenant, Some(first[1].key()), 2).await.unwrap();
+    let third = f.store.export_detections(f.tenant, Some(second[1].key()), 2).await.unwrap();
+    assert_eq!(third.len(), 1, "the last page is short");
+    assert_eq!([first, second, third].concat(), one_page);
+    assert!(
+        f.store.export_detections(f.tenant, Some(one_page[4].key()), 2).await.unwrap().is_empty()
+    );
+    assert!(matches!(
+        f.store.export_detections(Uuid::new_v4(), None, 2).await,
+        Err(StoreError::UnknownTenant(_))
+    ));
+}
+
+async fn a_store_that_is_not_empty_refuses_an_import(f: Fixture) {
+    fill(&f).await;
+    let registry = f.store.export_registry().await.unwrap();
+    assert!(matches!(
+        f.store.import_registry(&registry).await,
+        Err(StoreError::NotEmpty { tenants: 2, signing_keys: 2 })
+    ));
+
+    let twin = f.empty_twin().await;
+    add_tenant(&*twin, "northwind").await;
+    let before = Census::take(&*twin).await.unwrap();
+    let refused = copy_store(&*f.store, &*twin, |_| {}).await.unwrap_err();
+    let CopyError::TargetNotEmpty(held) = &refused else { panic!("{refused}") };
+    assert_eq!(held, &before);
+    assert!(refused.to_string().contains("1 tenant (northwind) with 0 detections"), "{refused}");
+    assert_eq!(Census::take(&*twin).await.unwrap(), before, "nothing was written");
+
+    // A store whose only content is a signing key (a server ran on it) is not empty either.
+    let keyed = f.empty_twin().await;
+    keyed.rotate_signing_key(registry.signing_keys[0].clone()).await.unwrap();
+    let refused = copy_store(&*f.store, &*keyed, |_| {}).await.unwrap_err();
+    assert!(refused.to_string().ends_with("it holds 1 signing key"), "{refused}");
+}
+
+async fn imported_stamps_move_the_last_stamp_up_to_the_clock_only(f: Fixture) {
+    f.ingest_at("2024-05-01T12:00:00Z", vec![plain("x"), plain("y")]).await;
+    let rows = f.store.export_detections(f.tenant, None, 10).await.unwrap();
+    let twin = f.empty_twin().await;
+    let tenant = add_tenant(&*twin, "contoso").await;
+    let mut future = rows[1].clone();
+    future.processed = t("9000-01-01T00:00:00Z");
+    future.full_id.push_str("-archived");
+
+    f.set_clock("2024-05-01T13:00:00Z");
+    assert_eq!(
+        twin.import_detections(tenant, vec![rows[0].clone(), future.clone()]).await.unwrap(),
+        2
+    );
+    f.set_clock("2024-05-01T10:00:00Z");
+    assert_eq!(
+        twin.import_detections(tenant, vec![rows[0].clone()]).await.unwrap(),
+        0,
+        "a FullId the tenant has is skipped"
+    );
+    let report = twin.ingest(tenant, vec![plain("later")]).await.unwrap();
+    assert_eq!(
+        report.processed,
+        Some(t("2024-05-01T12:00:00.0000001Z")),
+        "after the imported stamp, not the clock's 10:00 nor the year 9000 (later than the clock at import)"
+    );
+    let stored = all_rows(&*twin, tenant, 10).await;
+    assert_eq!(stored[0], rows[0], "kept as it was, body and stamp");
+    assert_eq!(stored.last(), Some(&future));
+}
+
+/// A store copied from SQLite to PostgreSQL and back reads the same as it
+/// did: registry, stored rows and windows.
+#[tokio::test]
+async fn a_store_copied_to_postgres_and_back_reads_the_same() {
+    let f = Fixture::sqlite().await;
+    fill(&f).await;
+    let postgres = empty_store(Backend::Postgres, &f.clock).await;
+    let back = empty_store(Backend::Sqlite, &f.clock).await;
+    let census = copy_store(&*f.store, &*postgres, |_| {}).await.unwrap();
+    assert_eq!(copy_store(&*postgres, &*back, |_| {}).await.unwrap(), census);
+
+    let registry = f.store.export_registry().await.unwrap();
+    for store in [&postgres, &back] {
+        assert_eq!(store.export_registry().await.unwrap(), registry);
+        for tenant in registry.tenants.iter().map(|t| t.id) {
+            assert_eq!(all_rows(&**store, tenant, 2).await, all_rows(&*f.store, tenant, 2).await);
+            assert_eq!(
+                fetch(&**store, tenant, &EVERYTHING).await,
+                fetch(&*f.store, tenant, &EVERYTHING).await
+            );
+        }
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod app;
 mod demo;
 mod ingest;
 mod keys;
+mod migrate;
 mod pull;
 mod purge;
 mod serve;
@@ -36,6 +37,7 @@ pub async fn run(command: Command, database: Option<String>) -> anyhow::Result<(
         Command::App(command) => app::run(command, store).await,
         Command::User(command) => user::run(command, store).await,
         Command::Keys(command) => keys::run(command, store).await,
+        Command::Migrate(args) => migrate::run(args).await,
     }
 }
 

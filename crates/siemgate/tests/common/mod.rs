@@ -44,6 +44,11 @@ impl Env {
         Env { dir, db, schema: Some(schema) }
     }
 
+    /// What `--database` is given: the file's path or the URL.
+    pub fn database(&self) -> &str {
+        self.db.to_str().unwrap()
+    }
+
     /// The binary with `--database` set through the environment, as a user might.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_siemgate"));

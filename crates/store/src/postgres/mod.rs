@@ -33,6 +33,7 @@
 //! last row is sent.
 
 mod alerts;
+mod copy;
 mod grants;
 mod principals;
 mod schema;
@@ -44,18 +45,21 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction,
+};
 use siemgate_model::{AlertsQuery, Prepared, Timestamp};
-use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::{IsolationLevel, NoTls};
 use uuid::Uuid;
 
 use crate::error::describe_postgres;
 use crate::stream::{ChunkWriter, DetectionStream, Framing};
 use crate::{
-    App, AppSecret, AuthCode, Clock, CodeRedemption, DeviceAlert, IngestReport, NewApp, NewTenant,
-    RefreshGrant, Sealed, Store, StoreError, StoredKey, Tenant, TenantState, User,
+    App, AppSecret, AuthCode, Clock, CodeRedemption, DetectionKey, DetectionRow, DeviceAlert,
+    IngestReport, NewApp, NewTenant, RefreshGrant, Registry, Sealed, Store, StoreError, StoredKey,
+    Tenant, TenantState, User,
 };
 
 /// Connections a store keeps at most. A replica's requests mostly hold one
@@ -354,6 +358,15 @@ impl Drop for ScratchSchema {
 }
 
 impl Inner {
+    /// Takes the store's ingest lock for the rest of `tx` (every replica's
+    /// writers of detections take it; window reads wait for it) and returns
+    /// the newest stamp handed out so far.
+    async fn take_ingest_lock(&self, tx: &Transaction<'_>) -> Result<i64, StoreError> {
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.ingest_lock]).await?;
+        let row = tx.query_one("SELECT last_processed FROM store_meta FOR UPDATE", &[]).await?;
+        Ok(row.get(0))
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         Ok(self.pool.get().await?)
     }
@@ -554,12 +567,10 @@ impl Store for PostgresStore {
         let key = self.inner.tenant_key(&client, tenant).await?;
         let tx = client.transaction().await?;
 
-        // The stamp rule of the module documentation: these locks, held to
-        // commit, order every replica's batches, and the time is read once
-        // they are held.
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.inner.ingest_lock]).await?;
-        let last: i64 =
-            tx.query_one("SELECT last_processed FROM store_meta FOR UPDATE", &[]).await?.get(0);
+        // The stamp rule of the module documentation: the lock, held to
+        // commit, orders every replica's batches, and the time is read once
+        // it is held.
+        let last = self.inner.take_ingest_lock(&tx).await?;
         let now = match &self.inner.stamp_clock {
             Some(clock) => clock().unix_ticks(),
             None => tx.query_one(DATABASE_NOW, &[]).await?.get(0),
@@ -817,6 +828,59 @@ impl Store for PostgresStore {
         principals::rotate_key(&tx, &key).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn export_registry(&self) -> Result<Registry, StoreError> {
+        let mut client = self.inner.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let registry = copy::export_registry(&tx).await?;
+        tx.commit().await?;
+        Ok(registry)
+    }
+
+    async fn import_registry(&self, registry: &Registry) -> Result<(), StoreError> {
+        let mut client = self.inner.client().await?;
+        let tx = client.transaction().await?;
+        // Nothing else writes to the store while it fills.
+        self.inner.take_ingest_lock(&tx).await?;
+        copy::import_registry(&tx, registry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn export_detections(
+        &self,
+        tenant: Uuid,
+        after: Option<DetectionKey>,
+        limit: usize,
+    ) -> Result<Vec<DetectionRow>, StoreError> {
+        let client = self.inner.client().await?;
+        let key = self.inner.tenant_key(&client, tenant).await?;
+        copy::export_detections(&client, key, after, limit).await
+    }
+
+    async fn import_detections(
+        &self,
+        tenant: Uuid,
+        rows: Vec<DetectionRow>,
+    ) -> Result<u64, StoreError> {
+        let mut client = self.inner.client().await?;
+        let key = self.inner.tenant_key(&client, tenant).await?;
+        let tx = client.transaction().await?;
+        // The ingest lock, as for `ingest`: the stamps raised below are
+        // committed before any replica picks its next one.
+        self.inner.take_ingest_lock(&tx).await?;
+        let stored = copy::import_detections(&tx, key, &rows).await?;
+        if let Some(newest) = crate::copy::newest_stamp_by(&rows, (self.inner.clock)()) {
+            copy::raise_last_processed(&tx, newest).await?;
+        }
+        tx.commit().await?;
+        Ok(stored)
     }
 }
 

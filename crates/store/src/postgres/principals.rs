@@ -117,7 +117,7 @@ pub(super) async fn create_app(
     insert_secret(tx, key, &app.secret).await
 }
 
-async fn insert_secret<C: GenericClient>(
+pub(super) async fn insert_secret<C: GenericClient>(
     client: &C,
     app_key: i64,
     secret: &AppSecret,

@@ -6,6 +6,7 @@
 //! for the writer. All SQLite calls run on tokio's blocking threads.
 
 mod alerts;
+mod copy;
 mod grants;
 mod principals;
 mod schema;
@@ -23,8 +24,9 @@ use uuid::Uuid;
 
 use crate::stream::{ChunkWriter, DetectionStream, Framing};
 use crate::{
-    App, AppSecret, AuthCode, CodeRedemption, DeviceAlert, IngestReport, NewApp, NewTenant,
-    RefreshGrant, Sealed, Store, StoreError, StoredKey, Tenant, TenantState, User,
+    App, AppSecret, AuthCode, CodeRedemption, DetectionKey, DetectionRow, DeviceAlert,
+    IngestReport, NewApp, NewTenant, RefreshGrant, Registry, Sealed, Store, StoreError, StoredKey,
+    Tenant, TenantState, User,
 };
 
 pub use crate::Clock;
@@ -688,5 +690,67 @@ impl Store for SqliteStore {
 
     async fn rotate_signing_key(&self, key: StoredKey) -> Result<(), StoreError> {
         self.write(move |_, tx| principals::rotate_key(tx, &key)).await
+    }
+
+    async fn export_registry(&self) -> Result<Registry, StoreError> {
+        self.blocking(|inner| {
+            inner.read(|conn| {
+                let tx = conn.unchecked_transaction()?;
+                let registry = copy::export_registry(&tx)?;
+                tx.finish()?;
+                Ok(registry)
+            })
+        })
+        .await
+    }
+
+    async fn import_registry(&self, registry: &Registry) -> Result<(), StoreError> {
+        let registry = registry.clone();
+        self.blocking(move |inner| {
+            let mut writer = lock(&inner.writer);
+            let Writer { conn, last_processed } = &mut *writer;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let newest = copy::import_registry(&tx, &registry)?;
+            tx.commit()?;
+            *last_processed = newest;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn export_detections(
+        &self,
+        tenant: Uuid,
+        after: Option<DetectionKey>,
+        limit: usize,
+    ) -> Result<Vec<DetectionRow>, StoreError> {
+        self.blocking(move |inner| {
+            inner.read(|conn| {
+                copy::export_detections(conn, inner.tenant_key(conn, tenant)?, after, limit)
+            })
+        })
+        .await
+    }
+
+    async fn import_detections(
+        &self,
+        tenant: Uuid,
+        rows: Vec<DetectionRow>,
+    ) -> Result<u64, StoreError> {
+        self.blocking(move |inner| {
+            let now = (inner.clock)();
+            let mut writer = lock(&inner.writer);
+            let Writer { conn, last_processed } = &mut *writer;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let stored = copy::import_detections(&tx, inner.tenant_key(&tx, tenant)?, &rows)?;
+            let newest = match crate::copy::newest_stamp_by(&rows, now) {
+                Some(stamp) => copy::raise_last_processed(&tx, stamp.unix_ticks())?,
+                None => *last_processed,
+            };
+            tx.commit()?;
+            *last_processed = newest;
+            Ok(stored)
+        })
+        .await
     }
 }

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::{App, AppSecret, NewApp, Sealed, StoreError, StoredKey, User};
 
-fn uuid(text: String) -> Result<Uuid, StoreError> {
+pub(super) fn uuid(text: String) -> Result<Uuid, StoreError> {
     Uuid::parse_str(&text).map_err(|e| StoreError::Worker(format!("bad id {text} in store: {e}")))
 }
 
@@ -119,7 +119,11 @@ pub(super) fn create_app(
     insert_secret(conn, key, &app.secret)
 }
 
-fn insert_secret(conn: &Connection, app_key: i64, secret: &AppSecret) -> Result<(), StoreError> {
+pub(super) fn insert_secret(
+    conn: &Connection,
+    app_key: i64,
+    secret: &AppSecret,
+) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO app_secrets (secret_id, app_key, hash, hint, created_ticks, expires_ticks)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
