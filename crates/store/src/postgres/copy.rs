@@ -4,8 +4,9 @@
 use deadpool_postgres::{GenericClient, Transaction};
 use siemgate_model::Timestamp;
 
+use super::grants::insert_refresh;
 use super::load_tenant;
-use super::principals::{self, app_key, user_key};
+use super::principals;
 use crate::{DetectionKey, DetectionRow, RefreshGrant, Registry, Sealed, StoreError};
 
 /// Reads the registry; the caller holds a REPEATABLE READ transaction, so it
@@ -148,22 +149,7 @@ pub(super) async fn import_registry(
         .await?;
     }
     for grant in &registry.refresh_tokens {
-        let (app, user) = (app_key(tx, grant.client_id).await?, user_key(tx, grant.user).await?);
-        tx.execute(
-            "INSERT INTO refresh_tokens (token_hash, app_key, user_key, scope, resource,
-                 issued_ticks, expires_ticks)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &grant.hash.0,
-                &app,
-                &user,
-                &grant.scope,
-                &grant.resource,
-                &grant.issued.unix_ticks(),
-                &grant.expires.unix_ticks(),
-            ],
-        )
-        .await?;
+        insert_refresh(tx, grant).await?;
     }
     raise_last_processed(tx, registry.last_processed).await
 }

@@ -93,6 +93,14 @@ pub(super) async fn save_refresh(
         &[&grant.issued.unix_ticks()],
     )
     .await?;
+    insert_refresh(tx, grant).await
+}
+
+/// Writes the refresh token's row, as issued or as copied from another store.
+pub(super) async fn insert_refresh(
+    tx: &Transaction<'_>,
+    grant: &RefreshGrant,
+) -> Result<(), StoreError> {
     let app = app_key(tx, grant.client_id).await?;
     let user = user_key(tx, grant.user).await?;
     tx.execute(

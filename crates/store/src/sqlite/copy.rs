@@ -4,8 +4,9 @@
 use rusqlite::{Connection, params};
 use siemgate_model::Timestamp;
 
+use super::grants::insert_refresh;
 use super::load_tenant;
-use super::principals::{self, app_key, user_key, uuid};
+use super::principals::{self, uuid};
 use crate::{DetectionKey, DetectionRow, RefreshGrant, Registry, Sealed, StoreError};
 
 /// Reads the registry; the caller holds a read transaction, so it is one snapshot.
@@ -154,20 +155,7 @@ pub(super) fn import_registry(conn: &Connection, registry: &Registry) -> Result<
         )?;
     }
     for grant in &registry.refresh_tokens {
-        conn.execute(
-            "INSERT INTO refresh_tokens (token_hash, app_key, user_key, scope, resource,
-                 issued_ticks, expires_ticks)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                grant.hash.0,
-                app_key(conn, grant.client_id)?,
-                user_key(conn, grant.user)?,
-                grant.scope,
-                grant.resource,
-                grant.issued.unix_ticks(),
-                grant.expires.unix_ticks(),
-            ],
-        )?;
+        insert_refresh(conn, grant)?;
     }
     raise_last_processed(conn, registry.last_processed.unix_ticks())
 }

@@ -95,6 +95,11 @@ pub(super) fn save_refresh(conn: &Connection, grant: &RefreshGrant) -> Result<()
         "DELETE FROM refresh_tokens WHERE expires_ticks < ?1",
         [grant.issued.unix_ticks()],
     )?;
+    insert_refresh(conn, grant)
+}
+
+/// Writes the refresh token's row, as issued or as copied from another store.
+pub(super) fn insert_refresh(conn: &Connection, grant: &RefreshGrant) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO refresh_tokens (token_hash, app_key, user_key, scope, resource,
              issued_ticks, expires_ticks)
