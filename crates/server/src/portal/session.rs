@@ -8,7 +8,6 @@
 //! the portal by clicking a detection's link in a SIEM, a cross-site
 //! navigation on which a `Strict` cookie would not be sent.
 
-
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use siemgate_identity::token::v2_issuer;
