@@ -85,7 +85,7 @@ impl Limits {
             Backend::Sqlite => {
                 Limits { requests: 0.5, p99_ms: 20.0, window: 0.6, memory_mib: 64.0 }
             }
-            // Measured at 0.05x-0.07x of nginx with a p99 of 40 ms; at 100,000
+            // Measured at 0.05x-0.07x of nginx, p99 27-41 ms; at 100,000
             // detections, where PostgreSQL chose a generic plan for newest-20,
             // 0.005x and 355 ms (README, Benchmarks). These catch that, not noise.
             Backend::Postgres => {
