@@ -5,6 +5,7 @@
 //! machine moves both alike and the ratio stays meaningful.
 
 mod api;
+mod backends;
 mod pull;
 mod report;
 mod store;

@@ -22,8 +22,9 @@ use siemgate_pull::sink::output::{FileOutput, Format};
 use siemgate_pull::token::Tokens;
 use siemgate_store::SqliteStore;
 
-use crate::api::server::ServerProcess;
+use crate::api::server::{ServerProcess, ServerStore};
 use crate::api::{fill, require, token};
+use crate::backends::Backend;
 use crate::report::{Report, human, median};
 
 #[derive(Debug, Args)]
@@ -81,9 +82,9 @@ pub async fn run(args: PullBench) -> anyhow::Result<bool> {
         human(args.window as f64),
         temp.path().display()
     ));
-    let filled = fill(args.detections, args.batch, &store, &mut report).await?;
+    let filled = fill(Backend::Sqlite, args.detections, args.batch, &store, &mut report).await?;
     drop(store);
-    let server = ServerProcess::start(&store_path).await?;
+    let server = ServerProcess::start(&ServerStore::sqlite(&store_path)).await?;
     let http = reqwest::Client::new();
     let bearer = token(&http, &server.base, &filled).await?;
 
@@ -142,12 +143,11 @@ pub async fn run(args: PullBench) -> anyhow::Result<bool> {
         human(args.window as f64),
         size as f64 / 1e6
     );
-    report.ratio(&name, median(ours), median(theirs), "/s", 0.8);
+    report.ratio(&name, median(ours), median(theirs), 0.8);
     report.note("  (baseline: curl writing the same window's body to a file; both uncompressed)");
     report.ceiling(
         &format!("puller peak memory, {} window", human(args.window as f64)),
         median(peaks),
-        None,
         "MiB",
         64.0,
     );
@@ -160,7 +160,6 @@ pub async fn run(args: PullBench) -> anyhow::Result<bool> {
     report.ceiling(
         &format!("puller peak memory, {} window", human(args.detections as f64)),
         peak,
-        None,
         "MiB",
         64.0,
     );

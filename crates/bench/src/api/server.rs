@@ -3,29 +3,57 @@
 //! hidden `api-server` command.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use clap::Args;
 use siemgate_model::Timestamp;
 use siemgate_server::{AppState, Keyring, ServerConfig};
-use siemgate_store::{SqliteStore, Store};
+use siemgate_store::{PostgresStore, Store};
 
 use crate::report::rss_mib_of;
 
+/// The variable that carries the store to the server process, so that a
+/// PostgreSQL password stays out of the process list.
+const STORE_VARIABLE: &str = "SIEMGATE_BENCH_STORE";
+
 #[derive(Debug, Args)]
 pub struct ServerArgs {
-    /// The SQLite store file to serve.
+    /// The store to serve: a SQLite file or a `postgres://` URL.
+    #[arg(long, env = STORE_VARIABLE, hide_env_values = true)]
+    store: String,
+    /// The PostgreSQL schema the store's tables are in.
     #[arg(long)]
-    store: PathBuf,
+    schema: Option<String>,
+}
+
+/// The store a server process serves, as the benchmark tells it.
+#[derive(Debug, Clone)]
+pub struct ServerStore {
+    /// A SQLite file or a `postgres://` URL.
+    pub database: String,
+    /// For PostgreSQL, the (scratch) schema the tables are in.
+    pub schema: Option<String>,
+}
+
+impl ServerStore {
+    pub fn sqlite(file: &Path) -> ServerStore {
+        ServerStore { database: file.display().to_string(), schema: None }
+    }
 }
 
 /// Serves `--store` over plain HTTP on a free local port, writes the URL as
 /// the first line of stdout, and stops when stdin closes, which it does when
 /// the benchmark ends, however it ends.
 pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&args.store).await?);
+    let store: Arc<dyn Store> = match &args.schema {
+        Some(schema) => {
+            let clock = Arc::new(|| Timestamp::from_system_time(std::time::SystemTime::now()));
+            Arc::new(PostgresStore::open_with(&args.store, Some(schema), clock).await?)
+        }
+        None => siemgate_store::open(&args.store).await?,
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let config = ServerConfig::new(&base);
@@ -52,15 +80,14 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts a server on the store file `store` and waits until it listens.
-    pub async fn start(store: &Path) -> anyhow::Result<ServerProcess> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("api-server")
-            .arg("--store")
-            .arg(store)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
+    /// Starts a server on `store` and waits until it listens.
+    pub async fn start(store: &ServerStore) -> anyhow::Result<ServerProcess> {
+        let mut command = Command::new(std::env::current_exe()?);
+        command.arg("api-server").env(STORE_VARIABLE, &store.database);
+        if let Some(schema) = &store.schema {
+            command.args(["--schema", schema]);
+        }
+        let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let first_line = tokio::task::spawn_blocking(move || {
             let mut line = String::new();
