@@ -4,8 +4,9 @@
 //! # LastProcessedTimeUtc across replicas
 //!
 //! Every ingest transaction first takes the store's ingest lock (a
-//! transaction-scoped advisory lock), then locks the row of `store_meta`,
-//! reads the database's clock, gives its batch the stamp
+//! transaction-scoped advisory lock, which everything writing detections or
+//! `store_meta` takes), then reads the last stamp from `store_meta` and the
+//! database's clock, gives its batch the stamp
 //! `max(database now, last_processed + 100 ns)`, inserts the batch, writes
 //! the stamp back and commits. The lock is held until commit, so the next
 //! ingest, on whichever replica, cannot pick its stamp before this one is
@@ -51,6 +52,7 @@ use deadpool_postgres::{
 use siemgate_model::{AlertsQuery, Prepared, Timestamp};
 use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls};
 use uuid::Uuid;
 
@@ -70,10 +72,6 @@ const MAX_CONNECTIONS: usize = 16;
 /// (about 4 MB of rendered JSON), while a batch of any size stays one
 /// transaction.
 const INSERT_ROWS: usize = 2_000;
-
-/// The database's clock in 100 ns ticks since the Unix epoch (it keeps
-/// microseconds).
-const DATABASE_NOW: &str = "SELECT (extract(epoch FROM clock_timestamp()) * 10000000)::bigint";
 
 /// Detections deleted per transaction when purging, so ingest is never held up for long.
 const PURGE_CHUNK: i64 = 5_000;
@@ -217,11 +215,17 @@ impl PostgresStore {
         scratch: Option<ScratchSchema>,
     ) -> Result<PostgresStore, StoreError> {
         let target = describe_target(&config);
+        // Every query here is prepared once per connection, and how many rows
+        // its time bounds select varies from none to millions: a plan made
+        // for one set of values (a generic plan, which PostgreSQL switches to
+        // after five runs) can scan a whole table for a newest-20 request.
+        let mut options = config.get_options().unwrap_or_default().to_owned();
+        options.push_str(" -c plan_cache_mode=force_custom_plan");
         if let Some(schema) = &schema {
             check_schema(schema)?;
-            let options = config.get_options().unwrap_or_default().to_owned();
-            config.options(format!("{options} -c search_path={schema}").trim());
+            options.push_str(&format!(" -c search_path={schema}"));
         }
+        config.options(options.trim());
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -357,14 +361,32 @@ impl Drop for ScratchSchema {
     }
 }
 
+/// What [`Inner::take_ingest_lock`] read once it held the lock, in ticks.
+struct LockedAt {
+    last_processed: i64,
+    database_now: i64,
+}
+
 impl Inner {
-    /// Takes the store's ingest lock for the rest of `tx` (every replica's
-    /// writers of detections take it; window reads wait for it) and returns
-    /// the newest stamp handed out so far.
-    async fn take_ingest_lock(&self, tx: &Transaction<'_>) -> Result<i64, StoreError> {
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&self.ingest_lock]).await?;
-        let row = tx.query_one("SELECT last_processed FROM store_meta FOR UPDATE", &[]).await?;
-        Ok(row.get(0))
+    /// Takes the store's ingest lock for the rest of `tx` and returns the
+    /// newest stamp handed out so far and the database's clock, both read
+    /// once the lock is held. Everything that writes detections or
+    /// `store_meta` takes it first; window reads wait for it.
+    async fn take_ingest_lock(&self, tx: &Transaction<'_>) -> Result<LockedAt, StoreError> {
+        let lock = tx.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?;
+        let read = tx
+            .prepare_cached(
+                // The clock in 100 ns ticks since the Unix epoch (it keeps
+                // microseconds).
+                "SELECT last_processed,
+                        (extract(epoch FROM clock_timestamp()) * 10000000)::bigint
+                 FROM store_meta",
+            )
+            .await?;
+        // Sent together; the server runs the read after the lock is granted.
+        let key = [&self.ingest_lock as &(dyn ToSql + Sync)];
+        let (_, row) = tokio::try_join!(tx.execute(&lock, &key), tx.query_one(&read, &[]))?;
+        Ok(LockedAt { last_processed: row.get(0), database_now: row.get(1) })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
@@ -570,12 +592,12 @@ impl Store for PostgresStore {
         // The stamp rule of the module documentation: the lock, held to
         // commit, orders every replica's batches, and the time is read once
         // it is held.
-        let last = self.inner.take_ingest_lock(&tx).await?;
+        let locked = self.inner.take_ingest_lock(&tx).await?;
         let now = match &self.inner.stamp_clock {
             Some(clock) => clock().unix_ticks(),
-            None => tx.query_one(DATABASE_NOW, &[]).await?.get(0),
+            None => locked.database_now,
         };
-        let stamp = now.max(last + 1);
+        let stamp = now.max(locked.last_processed + 1);
         let live_time = Timestamp::from_unix_ticks(stamp);
 
         // Of a FullId repeated in the batch only the first can be stored.
@@ -589,7 +611,8 @@ impl Store for PostgresStore {
         }
         let stamped = stored.iter().any(|id| first_is_live.get(id.as_str()) == Some(&true));
         if stamped {
-            tx.execute("UPDATE store_meta SET last_processed = $1", &[&stamp]).await?;
+            let update = tx.prepare_cached("UPDATE store_meta SET last_processed = $1").await?;
+            tx.execute(&update, &[&stamp]).await?;
         }
         tx.commit().await?;
         Ok(IngestReport {
