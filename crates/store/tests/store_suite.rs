@@ -51,6 +51,7 @@ store_suite!(
     window_is_since_inclusive_until_exclusive_with_ties_kept_together,
     limit_keeps_the_newest_and_delivers_them_oldest_first,
     limit_cuts_a_tie_by_full_id,
+    a_large_limit_cuts_like_a_small_one,
     filters_on_groups_and_tags,
     resending_a_batch_stores_nothing_twice,
     tenants_never_see_each_others_detections,
@@ -251,6 +252,22 @@ async fn limit_cuts_a_tie_by_full_id(f: Fixture) {
     let all = f.window(&[("sinceTimeUtc", "2024-05-01")]).await;
     let rows = f.window(&[("sinceTimeUtc", "2024-05-01"), ("limit", "4")]).await;
     assert_eq!(rows, all[2..], "the newest four are the last four in FullId order");
+}
+
+/// Limits on either side of 256, which PostgreSQL answers in one statement
+/// up to and through a portal beyond, cut the same way.
+async fn a_large_limit_cuts_like_a_small_one(f: Fixture) {
+    f.ingest_at("2024-05-01T10:00:00Z", (0..200).map(|i| plain(&format!("a{i:03}"))).collect())
+        .await;
+    f.ingest_at("2024-05-01T10:01:00Z", (0..200).map(|i| plain(&format!("b{i:03}"))).collect())
+        .await;
+    let all = f.window(&[("sinceTimeUtc", "2024-05-01")]).await;
+    assert_eq!(all.len(), 400);
+    for limit in [255, 256, 257, 300, 399, 400, 401] {
+        let text = limit.to_string();
+        let rows = f.window(&[("sinceTimeUtc", "2024-05-01"), ("limit", &text)]).await;
+        assert_eq!(rows, all[400 - limit.min(400)..], "limit {limit}");
+    }
 }
 
 async fn filters_on_groups_and_tags(f: Fixture) {
