@@ -4,7 +4,6 @@
 
 use anyhow::Context;
 use clap::Args;
-use siemgate_model::Timestamp;
 use siemgate_store::PostgresStore;
 
 /// The PostgreSQL server the store's own tests use, as `.ci/run` sets it up.
@@ -58,10 +57,10 @@ impl Backends {
     }
 }
 
-/// A PostgreSQL store in a scratch schema of its own, dropped with the store.
+/// A PostgreSQL store in a scratch schema of its own, dropped with the
+/// store, stamping with the database's clock as a replica does.
 pub async fn scratch_postgres(url: &str) -> anyhow::Result<PostgresStore> {
-    let clock = std::sync::Arc::new(|| Timestamp::from_system_time(std::time::SystemTime::now()));
-    PostgresStore::scratch_with_clock(url, clock).await.context(
+    PostgresStore::scratch(url).await.context(
         "cannot make a scratch schema on the PostgreSQL server --postgres names; \
          is it running, and does the URL's user have CREATE on the database?",
     )

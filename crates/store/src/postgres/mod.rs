@@ -198,14 +198,25 @@ impl PostgresStore {
     }
 
     /// A store in a schema of its own, created now and dropped with the
+    /// store's last clone, stamping with the database's clock as a replica
+    /// does: for benchmarks and tests of the production path.
+    pub async fn scratch(url: &str) -> Result<PostgresStore, StoreError> {
+        Self::scratch_in(url, None).await
+    }
+
+    /// A store in a schema of its own, created now and dropped with the
     /// store's last clone, reading the time from `clock`: the PostgreSQL
     /// counterpart of `SqliteStore::ephemeral_with_clock`, so tests can run
     /// side by side in one database. [`schema`](Self::schema) names it, for
     /// a second store (another replica) on the same tables.
     pub async fn scratch_with_clock(url: &str, clock: Clock) -> Result<PostgresStore, StoreError> {
+        Self::scratch_in(url, Some(clock)).await
+    }
+
+    async fn scratch_in(url: &str, clock: Option<Clock>) -> Result<PostgresStore, StoreError> {
         let scratch = ScratchSchema::create(url).await?;
         let (config, name) = (scratch.config.clone(), scratch.name.clone());
-        Self::connect(config, Some(name), Some(clock), Some(scratch)).await
+        Self::connect(config, Some(name), clock, Some(scratch)).await
     }
 
     async fn connect(
