@@ -2,8 +2,11 @@
 //!
 //! One connection writes, behind a mutex, so commits are serialised and
 //! `LastProcessedTimeUtc` can be handed out in commit order. Readers take
-//! their own connections from a small pool and, thanks to WAL, never wait
-//! for the writer. All SQLite calls run on tokio's blocking threads.
+//! their own connections from a small pool and, thanks to WAL, are never
+//! blocked by the writer's transaction; only a window read first waits for
+//! the batch being written, if any, so that a window ending now cannot miss
+//! a batch stamped before now that commits after the read (the rule in
+//! `docs/ARCHITECTURE.md`). All SQLite calls run on tokio's blocking threads.
 
 mod alerts;
 mod copy;
