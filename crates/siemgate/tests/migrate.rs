@@ -93,17 +93,7 @@ fn whole_file(path: &Path) -> Vec<Vec<String>> {
 /// A client-credentials token from the server's plain HTTP side, or the
 /// token endpoint's answer when there is none.
 fn token(served: &Served, tenant: &str, client_id: &str, secret: &str) -> Result<String, String> {
-    let http = served.http.as_ref().unwrap();
-    let out = Command::new("curl")
-        .args(["-s", "-X", "POST", &format!("{http}/{tenant}/oauth2/token")])
-        .args(["--data-urlencode", "grant_type=client_credentials"])
-        .args(["--data-urlencode", &format!("client_id={client_id}")])
-        .args(["--data-urlencode", &format!("client_secret={secret}")])
-        .args(["--data-urlencode", "resource=https://graph.windows.net"])
-        .output()
-        .unwrap();
-    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    answer["access_token"].as_str().map(str::to_owned).ok_or_else(|| answer.to_string())
+    common::client_token(served.http.as_ref().unwrap(), tenant, client_id, secret)
 }
 
 /// `GET /api/alerts` over everything with `token`: the status and the body.

@@ -84,15 +84,8 @@ fn curl(args: &[&str]) -> (u16, String) {
 
 /// A v1 client-credentials token from the server at `base`.
 fn token(base: &str, app: &Registered) -> String {
-    let body = format!(
-        "resource=https%3A%2F%2Fgraph.windows.net&client_id={}&client_secret={}&grant_type=client_credentials",
-        app.client_id, app.secret
-    );
-    let (status, answer) =
-        curl(&["-X", "POST", &format!("{base}/{}/oauth2/token", app.tenant), "-d", &body]);
-    assert_eq!(status, 200, "token from {base}: {answer}");
-    let answer: Value = serde_json::from_str(&answer).unwrap();
-    answer["access_token"].as_str().unwrap().to_owned()
+    common::client_token(base, &app.tenant, &app.client_id, &app.secret)
+        .unwrap_or_else(|answer| panic!("no token from {base}: {answer}"))
 }
 
 /// The `kid` in a token's header.

@@ -122,17 +122,8 @@ echo $apiResponse
 
 /// A v1 token for the app `app add --json` printed, fetched with curl.
 fn token(base: &str, tenant: &str, app: &serde_json::Value) -> String {
-    let body = format!(
-        "resource=https%3A%2F%2Fgraph.windows.net&client_id={}&client_secret={}&grant_type=client_credentials",
-        app["client_id"].as_str().unwrap(),
-        app["client_secret"].as_str().unwrap()
-    );
-    let out = Command::new("curl")
-        .args(["-s", "-X", "POST", &format!("{base}/{tenant}/oauth2/token"), "-d", &body])
-        .output()
-        .unwrap();
-    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    answer["access_token"].as_str().unwrap().to_owned()
+    let (id, secret) = (app["client_id"].as_str().unwrap(), app["client_secret"].as_str().unwrap());
+    common::client_token(base, tenant, id, secret).unwrap()
 }
 
 fn curl_alerts(base: &str, token: &str, query: &str) -> Vec<serde_json::Value> {

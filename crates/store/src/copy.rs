@@ -96,6 +96,17 @@ pub struct DetectionKey {
     pub full_id: String,
 }
 
+impl DetectionKey {
+    /// The `(processed ticks, FullId)` a page starts after: `after`'s, or
+    /// for the first page one below any stamp there can be.
+    pub(crate) fn page_start(after: Option<DetectionKey>) -> (i64, String) {
+        match after {
+            Some(key) => (key.processed.unix_ticks(), key.full_id),
+            None => (i64::MIN, String::new()),
+        }
+    }
+}
+
 /// The newest stamp of `rows` no later than `now`: how far importing them
 /// moves a store's last stamp. A later one, from an archive imported with
 /// its own times, must not drag every new stamp after it.

@@ -4,10 +4,10 @@
 use deadpool_postgres::{GenericClient, Transaction};
 use siemgate_model::Timestamp;
 
-use super::grants::insert_refresh;
+use super::grants::{insert_refresh, refresh_grant};
 use super::load_tenant;
 use super::principals;
-use crate::{DetectionKey, DetectionRow, RefreshGrant, Registry, Sealed, StoreError};
+use crate::{DetectionKey, DetectionRow, RefreshGrant, Registry, StoreError};
 
 /// Reads the registry; the caller holds a REPEATABLE READ transaction, so it
 /// is one snapshot.
@@ -43,18 +43,7 @@ async fn refresh_tokens<C: GenericClient>(client: &C) -> Result<Vec<RefreshGrant
             &[],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| RefreshGrant {
-            hash: Sealed(r.get(0)),
-            client_id: r.get(1),
-            user: r.get(2),
-            scope: r.get(3),
-            resource: r.get(4),
-            issued: Timestamp::from_unix_ticks(r.get(5)),
-            expires: Timestamp::from_unix_ticks(r.get(6)),
-        })
-        .collect())
+    Ok(rows.iter().map(|r| refresh_grant(r.get(0), r, 1)).collect())
 }
 
 /// Moves the newest stamp handed out up to `value`, unless it is already later.
@@ -161,12 +150,8 @@ pub(super) async fn export_detections<C: GenericClient>(
     after: Option<DetectionKey>,
     limit: usize,
 ) -> Result<Vec<DetectionRow>, StoreError> {
-    // The row comparison is one seek on detections_by_window; the first page
-    // starts below any stamp there can be.
-    let (processed, full_id) = match after {
-        Some(key) => (key.processed.unix_ticks(), key.full_id),
-        None => (i64::MIN, String::new()),
-    };
+    // The row comparison is one seek on detections_by_window.
+    let (processed, full_id) = DetectionKey::page_start(after);
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let select = client
         .prepare_cached(

@@ -136,13 +136,19 @@ pub(super) async fn take_refresh<C: GenericClient>(
             &[&hash],
         )
         .await?;
-    Ok(row.map(|r| RefreshGrant {
-        hash: Sealed(hash.to_vec()),
-        client_id: r.get(0),
-        user: r.get(1),
-        scope: r.get(2),
-        resource: r.get(3),
-        issued: Timestamp::from_unix_ticks(r.get(4)),
-        expires: Timestamp::from_unix_ticks(r.get(5)),
-    }))
+    Ok(row.map(|r| refresh_grant(hash.to_vec(), &r, 0)))
+}
+
+/// A refresh token from a row holding client id, user id, scope, resource,
+/// issued and expiry ticks, in that order from column `at`.
+pub(super) fn refresh_grant(hash: Vec<u8>, r: &tokio_postgres::Row, at: usize) -> RefreshGrant {
+    RefreshGrant {
+        hash: Sealed(hash),
+        client_id: r.get(at),
+        user: r.get(at + 1),
+        scope: r.get(at + 2),
+        resource: r.get(at + 3),
+        issued: Timestamp::from_unix_ticks(r.get(at + 4)),
+        expires: Timestamp::from_unix_ticks(r.get(at + 5)),
+    }
 }

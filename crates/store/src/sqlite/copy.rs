@@ -167,12 +167,8 @@ pub(super) fn export_detections(
     after: Option<DetectionKey>,
     limit: usize,
 ) -> Result<Vec<DetectionRow>, StoreError> {
-    // The row comparison is one seek on detections_by_window; the first page
-    // starts below any stamp there can be.
-    let (processed, full_id) = match after {
-        Some(key) => (key.processed.unix_ticks(), key.full_id),
-        None => (i64::MIN, String::new()),
-    };
+    // The row comparison is one seek on detections_by_window.
+    let (processed, full_id) = DetectionKey::page_start(after);
     let mut stmt = conn.prepare_cached(
         "SELECT full_id, processed, machine_group, device_tags, cloud_tags, alert_id,
                 device_id, body
