@@ -270,6 +270,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<u64, StoreError>;
 }
 
+/// True when a `--database` value names a PostgreSQL database.
+pub fn is_postgres_url(database: &str) -> bool {
+    let database = database.trim();
+    database.starts_with("postgres://") || database.starts_with("postgresql://")
+}
+
 /// Opens the store a `--database` value names: a SQLite file path (or
 /// `sqlite:PATH`), `memory` for an ephemeral store that vanishes on exit, or
 /// a `postgres://` / `postgresql://` URL for a database that several
@@ -279,7 +285,7 @@ pub async fn open(database: &str) -> Result<Arc<dyn Store>, StoreError> {
     if database == "memory" || database == ":memory:" {
         return Ok(Arc::new(SqliteStore::ephemeral().await?));
     }
-    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+    if is_postgres_url(database) {
         return Ok(Arc::new(PostgresStore::open(database).await?));
     }
     let path = database.strip_prefix("sqlite:").unwrap_or(database);

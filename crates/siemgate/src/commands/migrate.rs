@@ -83,7 +83,7 @@ fn check_pair(from: &str, to: &str) -> anyhow::Result<()> {
 /// The file a `--database` value names, when it names a SQLite file.
 fn sqlite_path(database: &str) -> Option<&Path> {
     let database = database.trim();
-    let url = database.starts_with("postgres://") || database.starts_with("postgresql://");
+    let url = siemgate_store::is_postgres_url(database);
     (!url).then(|| Path::new(database.strip_prefix("sqlite:").unwrap_or(database)))
 }
 

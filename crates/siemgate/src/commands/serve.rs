@@ -22,7 +22,7 @@ use crate::output::say;
 
 /// How often the signing keys are read again from the store, and so how
 /// soon a rotation made elsewhere is published here, unless set otherwise.
-const KEY_REFRESH: &str = "PT30S";
+const KEY_REFRESH_SECONDS: i64 = 30;
 
 /// Every setting of a server, from its flag, environment variable, file or default.
 #[derive(Debug)]
@@ -46,20 +46,10 @@ impl Settings {
         let file = FileConfig::load(args.config.as_deref())?;
         // A demo keeps nothing unless asked to.
         let fallback = if args.demo { "memory" } else { DEFAULT_DATABASE };
-        let retention = match (&args.retention, &file.retention) {
-            (Some(span), _) => Some(*span),
-            (None, Some(text)) => Some(Span::parse(text).map_err(|e| {
-                anyhow::anyhow!("retention {text:?} in the configuration file: {e}")
-            })?),
-            (None, None) => None,
-        };
-        let key_refresh = match (&args.key_refresh, &file.key_refresh) {
-            (Some(span), _) => *span,
-            (None, Some(text)) => Span::parse(text).map_err(|e| {
-                anyhow::anyhow!("key_refresh {text:?} in the configuration file: {e}")
-            })?,
-            (None, None) => Span::parse(KEY_REFRESH)?,
-        };
+        let retention = span_setting("retention", args.retention, file.retention.as_deref())?;
+        let key_refresh =
+            span_setting("key_refresh", args.key_refresh, file.key_refresh.as_deref())?
+                .unwrap_or(Span::from_seconds(KEY_REFRESH_SECONDS));
         anyhow::ensure!(
             key_refresh.ticks() > 0,
             "key refresh {key_refresh}: give a positive span such as PT30S"
@@ -97,6 +87,18 @@ impl Settings {
             max_ingest_bytes: args.max_ingest_bytes.or(file.max_ingest_bytes),
             key_refresh,
         })
+    }
+}
+
+/// A span from its flag (or environment variable), else from the file's
+/// `key`, whose text is checked here.
+fn span_setting(key: &str, flag: Option<Span>, file: Option<&str>) -> anyhow::Result<Option<Span>> {
+    match (flag, file) {
+        (Some(span), _) => Ok(Some(span)),
+        (None, Some(text)) => Span::parse(text)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{key} {text:?} in the configuration file: {e}")),
+        (None, None) => Ok(None),
     }
 }
 
@@ -236,7 +238,7 @@ fn default_tls_dir(database: &str) -> PathBuf {
     if matches!(database, "memory" | ":memory:") {
         return std::env::temp_dir().join("siemgate-tls");
     }
-    if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+    if siemgate_store::is_postgres_url(database) {
         return PathBuf::from("siemgate-tls");
     }
     match path.parent() {
